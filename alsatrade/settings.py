@@ -1,0 +1,255 @@
+"""Alsa Trade settings: one module, read from the environment through django-environ.
+
+Every variable in docs/CONFIGURATION.md has a default that runs a fresh checkout on SQLite in paper
+mode. A bad value stops start-up with an ImproperlyConfigured error naming the variable.
+"""
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """A strict boolean: django-environ reads any unknown word as False, which hides typos."""
+    raw = env.str(name, default=str(int(default))).strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no or on/off.")
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.str(name, default=default).strip().lower()
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not one of: {', '.join(choices)}.")
+    return raw
+
+
+def env_int(name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.str(name, default=str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+    if not low <= value <= high:
+        raise ImproperlyConfigured(f"{name}={value} is out of range: {low}..{high}.")
+    return value
+
+
+def env_decimal(name: str, default: str, *, low: Decimal, high: Decimal) -> Decimal:
+    raw = env.str(name, default=default).strip()
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if not value.is_finite() or not low <= value <= high:
+        raise ImproperlyConfigured(f"{name}={raw} is out of range: {low}..{high}.")
+    return value
+
+
+def env_list(name: str) -> list[str]:
+    return [item.strip() for item in env.str(name, default="").split(",") if item.strip()]
+
+
+# --- Django core -------------------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is not set: set it (50+ random characters), or DEBUG=1 for development.")
+    SECRET_KEY = "django-insecure-development-key-only-used-when-DEBUG-is-1"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or (["127.0.0.1", "localhost", "[::1]", "testserver"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_q",
+    "trading",
+    "preferences",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "alsatrade.urls"
+WSGI_APPLICATION = "alsatrade.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web and worker processes write the same file: WAL lets readers go on during a write, and
+    # IMMEDIATE transactions take the write lock at BEGIN, so two writers queue up (for `timeout`
+    # seconds) instead of failing with "database is locked" half-way through a transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DB_CONN_MAX_AGE", 60, low=0, high=3600))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, broker, worker ---------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# At-least-once delivery: a task not acknowledged within `retry` seconds is delivered again, so
+# `timeout` (the longest a task may run) stays below it. Execution claims its signal atomically, so
+# a second delivery does nothing. `poll` sets the ORM broker's dispatch latency (docs/BENCHMARKS.md).
+Q_CLUSTER = {
+    "name": "alsatrade",
+    "workers": env_int("Q_WORKERS", 2, low=1, high=64),
+    "timeout": 60,
+    "retry": 90,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "poll": float(env_decimal("Q_POLL", "0.05", low=Decimal("0.01"), high=Decimal("5"))),
+    "save_limit": 1000,
+    "catch_up": False,
+    "label": "Background jobs",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Exchange ----------------------------------------------------------------------------------
+EXCHANGE = env_choice("EXCHANGE", "paper", ("paper", "binance"))
+BINANCE_API_KEY = env.str("BINANCE_API_KEY", default="")
+BINANCE_API_SECRET = env.str("BINANCE_API_SECRET", default="")
+BINANCE_USE_TESTNET = env_bool("BINANCE_USE_TESTNET", True)
+BINANCE_BASE_URL = env.str("BINANCE_BASE_URL", default="").rstrip("/") or (
+    "https://demo-fapi.binance.com" if BINANCE_USE_TESTNET else "https://fapi.binance.com"
+)
+BINANCE_TIMEOUT = float(env_decimal("BINANCE_TIMEOUT", "5", low=Decimal("0.1"), high=Decimal("60")))
+BINANCE_RECV_WINDOW = env_int("BINANCE_RECV_WINDOW", 5000, low=1, high=60000)
+if EXCHANGE == "binance":
+    for _name in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"{_name} is not set, and EXCHANGE=binance needs it.")
+
+PAPER_BALANCE = env_decimal("PAPER_BALANCE", "10000", low=Decimal("0"), high=Decimal("1e12"))
+PAPER_TAKER_FEE = env_decimal("PAPER_TAKER_FEE", "0.0005", low=Decimal("0"), high=Decimal("0.01"))
+
+# A queued signal not executed within this many seconds of its receipt is not traded any more: a
+# worker that was down for ten minutes must not fire ten-minute-old orders when it comes back.
+EXECUTION_MAX_DELAY = env_int("EXECUTION_MAX_DELAY", 30, low=1, high=3600)
+
+# --- Webhook -----------------------------------------------------------------------------------
+WEBHOOK_PASSPHRASE = env.str("WEBHOOK_PASSPHRASE", default="")
+# TradingView's documented source addresses; WEBHOOK_ALLOWED_IPS=tradingview selects them.
+TRADINGVIEW_IPS = ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"]
+WEBHOOK_ALLOWED_IPS = [
+    ip for item in env_list("WEBHOOK_ALLOWED_IPS") for ip in (TRADINGVIEW_IPS if item.lower() == "tradingview" else [item])
+]
+WEBHOOK_TRUSTED_PROXIES = env_list("WEBHOOK_TRUSTED_PROXIES")
+WEBHOOK_MAX_BODY_BYTES = 64 * 1024
+WEBHOOK_MAX_SIGNAL_AGE = env_int("WEBHOOK_MAX_SIGNAL_AGE", 60, low=1, high=7 * 24 * 3600)
+WEBHOOK_MAX_FUTURE_SKEW = env_int("WEBHOOK_MAX_FUTURE_SKEW", 5, low=0, high=3600)
+WEBHOOK_RATE_BURST = env_int("WEBHOOK_RATE_BURST", 200, low=1, high=1_000_000)
+WEBHOOK_RATE_PER_SECOND = env_int("WEBHOOK_RATE_PER_SECOND", 50, low=1, high=1_000_000)
+
+# --- REST API ----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+}
+
+# --- Auth, i18n, static ------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- Production security (python manage.py check --deploy is clean with DEBUG=0) -----------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health$"]  # monitors probe over plain HTTP inside the network
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, low=0, high=63072000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+
+# --- Logging: one line per event on stdout; secrets are masked by a filter as a last line of defence
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "alsatrade.logging.RedactSecrets"}},
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "line", "filters": ["redact"]}},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # The connector logs every URL and raw answer at DEBUG through the root logger; keep
+        # urllib3 quiet too, so signed query strings never reach the log even at LOG_LEVEL=debug.
+        "urllib3": {"level": "WARNING"},
+        "django_q": {"level": "WARNING" if LOG_LEVEL != "DEBUG" else "DEBUG"},
+    },
+}

@@ -1,0 +1,59 @@
+import re
+
+from django import forms
+
+from preferences.models import StrategyPreference
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
+
+
+def parse_products(value: str | list) -> list[str]:
+    """Symbols from a list or a comma/space-separated string, upper-cased, de-duplicated, in order."""
+    items = value if isinstance(value, list) else re.split(r"[\s,]+", value or "")
+    symbols = [str(item).strip().upper() for item in items if str(item).strip()]
+    bad = [symbol for symbol in symbols if not SYMBOL_RE.match(symbol)]
+    if bad:
+        raise forms.ValidationError(f"not a futures symbol: {', '.join(bad)} (expected e.g. BTCUSDT)")
+    return list(dict.fromkeys(symbols))
+
+
+class ProductsField(forms.CharField):
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value) -> list[str]:
+        return parse_products(value)
+
+
+class StrategyPreferenceForm(forms.ModelForm):
+    products = ProductsField(required=False, help_text="Comma-separated symbols, e.g. BTCUSDT, ETHUSDT.")
+    new_passphrase = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Set this strategy's own webhook passphrase (min. 12 characters). Leave blank to keep the current one.",
+    )
+    clear_passphrase = forms.BooleanField(required=False, help_text="Use WEBHOOK_PASSPHRASE again.")
+
+    class Meta:
+        model = StrategyPreference
+        fields = [
+            "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
+            "max_signal_age", "notes",
+        ]
+
+    def clean_new_passphrase(self) -> str:
+        value = self.cleaned_data["new_passphrase"]
+        if value and len(value) < 12:
+            raise forms.ValidationError("A passphrase needs at least 12 characters.")
+        return value
+
+    def save(self, commit: bool = True) -> StrategyPreference:
+        preference = super().save(commit=False)
+        if self.cleaned_data.get("clear_passphrase"):
+            preference.set_passphrase("")
+        elif self.cleaned_data.get("new_passphrase"):
+            preference.set_passphrase(self.cleaned_data["new_passphrase"])
+        if commit:
+            preference.save()
+        return preference

@@ -1,0 +1,77 @@
+import hashlib
+import hmac
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class StrategyPreference(models.Model):
+    """How one TradingView strategy (matched by its `strategy` string) is allowed to trade."""
+
+    class Direction(models.TextChoices):
+        LONG = "long", "Long only"
+        SHORT = "short", "Short only"
+        BOTH = "both", "Long and short"
+
+    class MarginType(models.TextChoices):
+        CROSS = "cross", "Cross"
+        ISOLATED = "isolated", "Isolated"
+
+    class Sizing(models.TextChoices):
+        ALLOCATION = "allocation", "Allocation of equity"
+        SIGNAL = "signal", "Signal's quantity"
+
+    name = models.CharField(max_length=100, unique=True, help_text="The alert's `strategy` value, exactly.")
+    enabled = models.BooleanField(default=True, help_text="Signals of a disabled strategy are recorded, not traded.")
+    products = models.JSONField(
+        default=list, blank=True, help_text="Symbols this strategy may trade, e.g. BTCUSDT, ETHUSDT. None: nothing is traded."
+    )
+    direction = models.CharField(max_length=5, choices=Direction.choices, default=Direction.BOTH)
+    leverage = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(125)])
+    margin_type = models.CharField(max_length=8, choices=MarginType.choices, default=MarginType.CROSS)
+    sizing = models.CharField(max_length=10, choices=Sizing.choices, default=Sizing.ALLOCATION)
+    allocation_pct = models.DecimalField(
+        "allocation %",
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal("10"),
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("100"))],
+        help_text="Percent of account equity per position, before leverage (0 < x ≤ 100).",
+    )
+    passphrase_hash = models.CharField(
+        max_length=64, blank=True, editable=False, help_text="SHA-256 of the strategy's own webhook passphrase, if any."
+    )
+    max_signal_age = models.PositiveIntegerField(
+        "max signal age (s)", null=True, blank=True, help_text="Overrides WEBHOOK_MAX_SIGNAL_AGE for this strategy."
+    )
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(leverage__gte=1, leverage__lte=125), name="leverage_1_to_125"),
+            models.CheckConstraint(
+                condition=models.Q(allocation_pct__gt=0, allocation_pct__lte=100), name="allocation_pct_0_to_100"
+            ),
+            models.CheckConstraint(condition=models.Q(direction__in=["long", "short", "both"]), name="direction_valid"),
+            models.CheckConstraint(condition=models.Q(margin_type__in=["cross", "isolated"]), name="margin_type_valid"),
+            models.CheckConstraint(condition=models.Q(sizing__in=["allocation", "signal"]), name="sizing_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_passphrase(self, passphrase: str) -> None:
+        # A fast hash on purpose: it is checked on every webhook, and the webhook's own latency
+        # budget is a few milliseconds. Only a digest is stored, so pages and dumps never hold it.
+        self.passphrase_hash = hashlib.sha256(passphrase.encode()).hexdigest() if passphrase else ""
+
+    def check_passphrase(self, passphrase: str) -> bool:
+        candidate = hashlib.sha256(passphrase.encode()).hexdigest()
+        return bool(self.passphrase_hash) and hmac.compare_digest(candidate, self.passphrase_hash)
+
+    def allows_symbol(self, symbol: str) -> bool:
+        return symbol in self.products

@@ -1,0 +1,1 @@
+"""Pytest fixtures for the fake exchange (filled in by the exchange work)."""

@@ -1,0 +1,59 @@
+"""The exchange behind a small interface (base.py), one module per adapter.
+
+`get_exchange()` hands out one adapter per process: the Binance adapter keeps one HTTP session
+(keep-alive) and its caches of symbol rules, position mode and clock offset for the process's life.
+"""
+
+from functools import cache
+
+from django.conf import settings
+
+from trading.exchange.base import (
+    Balance,
+    Exchange,
+    ExchangeError,
+    OrderRequest,
+    OrderResult,
+    OutcomeUnknownError,
+    PermanentError,
+    PositionInfo,
+    RetryableError,
+    SymbolRules,
+)
+
+__all__ = [
+    "Balance",
+    "Exchange",
+    "ExchangeError",
+    "OrderRequest",
+    "OrderResult",
+    "OutcomeUnknownError",
+    "PermanentError",
+    "PositionInfo",
+    "RetryableError",
+    "SymbolRules",
+    "get_exchange",
+    "reset_exchange",
+]
+
+
+@cache
+def get_exchange() -> Exchange:
+    if settings.EXCHANGE == "binance":
+        from trading.exchange.binance import BinanceExchange
+
+        return BinanceExchange(
+            api_key=settings.BINANCE_API_KEY,
+            api_secret=settings.BINANCE_API_SECRET,
+            base_url=settings.BINANCE_BASE_URL,
+            timeout=settings.BINANCE_TIMEOUT,
+            recv_window=settings.BINANCE_RECV_WINDOW,
+        )
+    from trading.exchange.paper import PaperExchange
+
+    return PaperExchange(starting_balance=settings.PAPER_BALANCE, taker_fee=settings.PAPER_TAKER_FEE)
+
+
+def reset_exchange() -> None:
+    """Forget the process's adapter (tests, or after settings change)."""
+    get_exchange.cache_clear()

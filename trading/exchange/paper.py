@@ -1,0 +1,235 @@
+"""The built-in paper exchange: Binance's rules and answers, with the account kept in the database.
+
+It fills market orders at once at the order's price hint (the signal's price) or else the last
+price seen for the symbol, charges a taker fee, and keeps wallet balance, positions, entry prices
+and realized P&L in PaperAccount/PaperPosition/PaperOrder rows, so it survives restarts and is
+shared by every worker process. It refuses what Binance would refuse, with Binance's codes.
+"""
+
+import time
+from decimal import Decimal
+
+from django.db import transaction
+
+from trading.exchange.base import (
+    Balance,
+    OrderRequest,
+    OrderResult,
+    PermanentError,
+    PositionInfo,
+    SymbolRules,
+)
+from trading.exchange.rules import bundled_rules_for
+from trading.models import PaperAccount, PaperOrder, PaperPosition, PaperPrice
+
+ASSET = "USDT"
+DEFAULT_LEVERAGE = 20  # Binance's default for a symbol never configured
+
+
+class PaperExchange:
+    name = "paper"
+
+    def __init__(self, *, starting_balance: Decimal, taker_fee: Decimal):
+        self.starting_balance = starting_balance
+        self.taker_fee = taker_fee
+
+    # --- orders ---------------------------------------------------------------------------------
+    def place_market_order(self, order: OrderRequest) -> OrderResult:
+        rules = self.get_symbol_rules(order.symbol)
+        with transaction.atomic():
+            existing = PaperOrder.objects.filter(client_order_id=order.client_order_id).first()
+            if existing is not None:
+                # A resend of an order that already filled: answer as a lookup would.
+                return _result(existing)
+            if order.price_hint:
+                self.observe_price(order.symbol, order.price_hint)
+            price = self.get_mark_price(order.symbol)
+            account = self._account(lock=True)
+            position = self._position(order.symbol, order.position_side, lock=True)
+            quantity = self._checked_quantity(order, rules, position, price)
+            self._check_margin(order, account, position, quantity, price)
+            return self._fill(order, account, position, quantity, price)
+
+    def _checked_quantity(self, order: OrderRequest, rules: SymbolRules, position: PaperPosition, price: Decimal) -> Decimal:
+        quantity = order.quantity
+        if quantity <= 0 or rules.round_quantity(quantity) != quantity:
+            raise PermanentError(
+                f"quantity {quantity} does not fit {order.symbol}'s step of {rules.step_size}", code="-1111"
+            )
+        signed = quantity if order.side == "BUY" else -quantity
+        if order.reduce_only:
+            # Binance refuses a reduce-only order that would open or grow a position, and trims
+            # one larger than the position to the position's size.
+            if position.amount == 0 or (position.amount > 0) == (signed > 0):
+                raise PermanentError("reduce-only order refused: there is no opposite position to reduce", code="-2022")
+            quantity = min(quantity, abs(position.amount))
+        problem = rules.violation(quantity, price, reduce_only=order.reduce_only)
+        if problem:
+            code = "-4164" if "order value" in problem else "-4003" if "below" in problem else "-4005"
+            raise PermanentError(problem, code=code)
+        return quantity
+
+    def _check_margin(
+        self, order: OrderRequest, account: PaperAccount, position: PaperPosition, quantity: Decimal, price: Decimal
+    ) -> None:
+        old = position.amount
+        same_side = old == 0 or (old > 0) == (order.side == "BUY")
+        opened = quantity if same_side else max(quantity - abs(old), Decimal(0))
+        if opened == 0:
+            return
+        needed = opened * price / position.leverage + quantity * price * self.taker_fee
+        available = self._available(account)
+        if needed > available:
+            raise PermanentError(
+                f"not enough margin: the order needs {needed:.2f} USDT, {available:.2f} USDT is available",
+                code="-2019",
+            )
+
+    def _fill(self, order: OrderRequest, account: PaperAccount, position: PaperPosition, quantity: Decimal, price: Decimal) -> OrderResult:
+        signed = quantity if order.side == "BUY" else -quantity
+        realized = Decimal(0)
+        old = position.amount
+        if old == 0 or (old > 0) == (signed > 0):
+            total = abs(old) + quantity
+            position.entry_price = (abs(old) * position.entry_price + quantity * price) / total
+        else:
+            closed = min(abs(old), quantity)
+            direction = 1 if old > 0 else -1
+            realized = (price - position.entry_price) * closed * direction
+            if quantity > abs(old):
+                position.entry_price = price  # flipped: the remainder opened at this price
+            elif quantity == abs(old):
+                position.entry_price = Decimal(0)
+        position.amount = old + signed
+        position.save()
+        commission = quantity * price * self.taker_fee
+        account.wallet_balance += realized - commission
+        account.save()
+        paper_order = PaperOrder.objects.create(
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            position_side=order.position_side,
+            quantity=order.quantity,
+            reduce_only=order.reduce_only,
+            avg_price=price,
+            executed_qty=quantity,
+            commission=commission,
+            realized_pnl=realized,
+        )
+        return _result(paper_order)
+
+    def get_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        paper_order = PaperOrder.objects.filter(symbol=symbol, client_order_id=client_order_id).first()
+        return None if paper_order is None else _result(paper_order)
+
+    # --- account settings -----------------------------------------------------------------------
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        self.get_symbol_rules(symbol)
+        PaperPosition.objects.update_or_create(symbol=symbol, position_side="BOTH", defaults={"leverage": leverage})
+
+    def set_margin_type(self, symbol: str, margin_type: str) -> None:
+        self.get_symbol_rules(symbol)
+        PaperPosition.objects.update_or_create(symbol=symbol, position_side="BOTH", defaults={"margin_type": margin_type})
+
+    def is_hedge_mode(self) -> bool:
+        return False
+
+    # --- reads ----------------------------------------------------------------------------------
+    def get_balance(self) -> Balance:
+        account = self._account()
+        unrealized = sum((self._unrealized(p) for p in self._open_positions()), Decimal(0))
+        return Balance(
+            asset=ASSET,
+            wallet_balance=account.wallet_balance,
+            available_balance=self._available(account),
+            equity=account.wallet_balance + unrealized,
+            unrealized_pnl=unrealized,
+        )
+
+    def get_positions(self) -> list[PositionInfo]:
+        return [
+            PositionInfo(
+                symbol=p.symbol,
+                position_side=p.position_side,
+                amount=p.amount,
+                entry_price=p.entry_price,
+                unrealized_pnl=self._unrealized(p),
+                mark_price=self._price_or_none(p.symbol),
+            )
+            for p in self._open_positions()
+        ]
+
+    def get_symbol_rules(self, symbol: str) -> SymbolRules:
+        return bundled_rules_for(symbol)
+
+    def get_mark_price(self, symbol: str) -> Decimal:
+        price = self._price_or_none(symbol)
+        if price is None:
+            raise PermanentError(
+                f"the paper exchange has no price for {symbol} yet: include \"price\": {{{{close}}}} in the alert"
+            )
+        return price
+
+    def observe_price(self, symbol: str, price: Decimal) -> None:
+        """The paper market moves with the prices signals carry."""
+        PaperPrice.objects.update_or_create(symbol=symbol, defaults={"price": price})
+
+    def server_time_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    # --- internals ------------------------------------------------------------------------------
+    def _account(self, *, lock: bool = False) -> PaperAccount:
+        queryset = PaperAccount.objects.select_for_update() if lock else PaperAccount.objects
+        account, _ = queryset.get_or_create(asset=ASSET, defaults={"wallet_balance": self.starting_balance})
+        return account
+
+    def _position(self, symbol: str, position_side: str, *, lock: bool = False) -> PaperPosition:
+        queryset = PaperPosition.objects.select_for_update() if lock else PaperPosition.objects
+        position, _ = queryset.get_or_create(
+            symbol=symbol, position_side=position_side, defaults={"leverage": DEFAULT_LEVERAGE}
+        )
+        return position
+
+    def _open_positions(self) -> list[PaperPosition]:
+        return list(PaperPosition.objects.exclude(amount=0).order_by("symbol"))
+
+    def _price_or_none(self, symbol: str) -> Decimal | None:
+        return PaperPrice.objects.filter(symbol=symbol).values_list("price", flat=True).first()
+
+    def _unrealized(self, position: PaperPosition) -> Decimal:
+        price = self._price_or_none(position.symbol) or position.entry_price
+        return (price - position.entry_price) * position.amount
+
+    def _available(self, account: PaperAccount) -> Decimal:
+        used = Decimal(0)
+        unrealized = Decimal(0)
+        for position in self._open_positions():
+            used += abs(position.amount) * position.entry_price / position.leverage
+            unrealized += self._unrealized(position)
+        return account.wallet_balance + unrealized - used
+
+
+def _result(paper_order: PaperOrder) -> OrderResult:
+    return OrderResult(
+        client_order_id=paper_order.client_order_id,
+        exchange_order_id=f"paper-{paper_order.pk}",
+        status=paper_order.status,
+        executed_qty=paper_order.executed_qty,
+        avg_price=paper_order.avg_price,
+        commission=paper_order.commission,
+        realized_pnl=paper_order.realized_pnl,
+        raw={
+            "orderId": f"paper-{paper_order.pk}",
+            "clientOrderId": paper_order.client_order_id,
+            "symbol": paper_order.symbol,
+            "side": paper_order.side,
+            "status": paper_order.status,
+            "executedQty": _plain(paper_order.executed_qty),
+            "avgPrice": _plain(paper_order.avg_price),
+        },
+    )
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")

@@ -1,0 +1,18 @@
+from trading.models.execution import Execution, Order, Position
+from trading.models.paper import PaperAccount, PaperOrder, PaperPosition, PaperPrice
+from trading.models.runtime import SymbolLane, SymbolSetting, WorkerHeartbeat
+from trading.models.signal import Signal
+
+__all__ = [
+    "Execution",
+    "Order",
+    "PaperAccount",
+    "PaperOrder",
+    "PaperPosition",
+    "PaperPrice",
+    "Position",
+    "Signal",
+    "SymbolLane",
+    "SymbolSetting",
+    "WorkerHeartbeat",
+]

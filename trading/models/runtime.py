@@ -1,0 +1,41 @@
+"""Coordination state shared by worker processes on any number of hosts."""
+
+from django.db import models
+
+
+class SymbolLane(models.Model):
+    """One row per symbol: whoever holds the lease executes that symbol's signals, in order."""
+
+    symbol = models.CharField(max_length=30, unique=True)
+    holder = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.symbol} lane ({self.holder or 'free'})"
+
+
+class SymbolSetting(models.Model):
+    """Leverage and margin type known to be set on the exchange, so they are sent only on change."""
+
+    exchange = models.CharField(max_length=10)
+    symbol = models.CharField(max_length=30)
+    leverage = models.PositiveSmallIntegerField(null=True, blank=True)
+    margin_type = models.CharField(max_length=8, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["exchange", "symbol"], name="symbol_setting_once")]
+
+    def __str__(self) -> str:
+        return f"{self.exchange} {self.symbol} {self.leverage}x {self.margin_type}"
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by the worker's periodic job; /health reads it to tell whether a worker is alive."""
+
+    name = models.CharField(max_length=50, unique=True)
+    host = models.CharField(max_length=255, blank=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.beat_at:%H:%M:%S}"
