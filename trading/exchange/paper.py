@@ -21,6 +21,7 @@ from trading.exchange.base import (
 )
 from trading.exchange.rules import bundled_rules_for
 from trading.models import PaperAccount, PaperOrder, PaperPosition, PaperPrice
+from trading.pnl import position_after
 
 ASSET = "USDT"
 DEFAULT_LEVERAGE = 20  # Binance's default for a symbol never configured
@@ -87,20 +88,7 @@ class PaperExchange:
 
     def _fill(self, order: OrderRequest, account: PaperAccount, position: PaperPosition, quantity: Decimal, price: Decimal) -> OrderResult:
         signed = quantity if order.side == "BUY" else -quantity
-        realized = Decimal(0)
-        old = position.amount
-        if old == 0 or (old > 0) == (signed > 0):
-            total = abs(old) + quantity
-            position.entry_price = (abs(old) * position.entry_price + quantity * price) / total
-        else:
-            closed = min(abs(old), quantity)
-            direction = 1 if old > 0 else -1
-            realized = (price - position.entry_price) * closed * direction
-            if quantity > abs(old):
-                position.entry_price = price  # flipped: the remainder opened at this price
-            elif quantity == abs(old):
-                position.entry_price = Decimal(0)
-        position.amount = old + signed
+        position.amount, position.entry_price, realized = position_after(position.amount, position.entry_price, signed, price)
         position.save()
         commission = quantity * price * self.taker_fee
         account.wallet_balance += realized - commission

@@ -1,0 +1,131 @@
+"""engine.plan is pure: every case is values in, legs out, no database."""
+
+from decimal import Decimal
+
+import pytest
+
+from trading.engine import Book, Intent, Leg, Preference, plan
+from trading.exchange.rules import bundled_rules_for
+
+D = Decimal
+BTC = bundled_rules_for("BTCUSDT")  # step 0.001, min notional 100
+
+
+def run(action: str, *, book: Book = Book(), preference: Preference = Preference(), price: str | None = "45000",
+        equity: str | None = "10000", quantity: str | None = None, market_position: str = "", rules=BTC):
+    intent = Intent(action=action, quantity=D(quantity) if quantity else None, price=D(price) if price else None,
+                    market_position=market_position)
+    return plan(intent=intent, preference=preference, book=book, rules=rules,
+                price=D(price) if price else None, equity=D(equity) if equity else None)
+
+
+def test_it_sizes_the_seed_example_from_allocation_equity_and_leverage():
+    # 10% of 10,000 USDT × 5x ÷ 45,000 = 0.1111… → 0.111 (rounded down to the 0.001 step)
+    result = run("buy", preference=Preference(allocation_pct=D(10), leverage=5))
+    assert result.outcome == "trade"
+    assert result.legs == (Leg("open", "BUY", D("0.111"), False, "BOTH"),)
+    assert result.sizing["quantity"] == "0.111" and result.sizing["equity"] == "10000"
+
+
+def test_it_uses_the_signal_quantity_rounded_down_in_signal_mode():
+    result = run("sell", preference=Preference(sizing="signal"), quantity="0.0279")
+    assert result.legs == (Leg("open", "SELL", D("0.027"), False, "BOTH"),)
+
+
+def test_it_refuses_signal_sizing_without_a_quantity():
+    result = run("buy", preference=Preference(sizing="signal"))
+    assert result.outcome == "refused" and "no quantity" in result.reason
+
+
+def test_it_adds_to_a_position_in_the_same_direction():
+    result = run("buy", book=Book(long=D("0.01")), preference=Preference(leverage=5))
+    assert result.legs == (Leg("add", "BUY", D("0.111"), False, "BOTH"),)
+
+
+@pytest.mark.parametrize("action", ["close", "close_long"])
+def test_it_closes_the_whole_long_with_one_reduce_only_order(action):
+    result = run(action, book=Book(long=D("0.123")))
+    assert result.legs == (Leg("close", "SELL", D("0.123"), True, "BOTH"),)
+
+
+def test_it_closes_a_short_on_a_flat_market_position_buy():
+    result = run("buy", book=Book(short=D("0.5")), market_position="flat")
+    assert result.legs == (Leg("close", "BUY", D("0.5"), True, "BOTH"),)
+
+
+@pytest.mark.parametrize("action", ["close", "close_short"])
+def test_it_has_nothing_to_do_when_closing_without_a_position(action):
+    result = run(action)
+    assert result.outcome == "nothing" and result.legs == ()
+    assert "nothing to close" in result.reason
+
+
+def test_it_reverses_a_long_into_a_short_when_both_directions_are_allowed():
+    result = run("sell", book=Book(long=D("0.02")), preference=Preference(leverage=5))
+    assert result.legs == (
+        Leg("close", "SELL", D("0.02"), True, "BOTH"),
+        Leg("open", "SELL", D("0.111"), False, "BOTH"),
+    )
+    assert result.reason.startswith("reverse to short")
+
+
+def test_it_only_closes_on_an_opposite_signal_for_a_one_direction_strategy():
+    result = run("sell", book=Book(long=D("0.02")), preference=Preference(direction="long"))
+    assert result.legs == (Leg("close", "SELL", D("0.02"), True, "BOTH"),)
+    assert "long only" in result.reason
+
+
+def test_it_filters_a_sell_on_a_long_only_strategy_when_flat():
+    result = run("sell", preference=Preference(direction="long"))
+    assert result.outcome == "filtered" and result.legs == ()
+    assert "long only" in result.reason
+
+
+def test_it_filters_a_buy_on_a_short_only_strategy_when_flat():
+    assert run("buy", preference=Preference(direction="short")).outcome == "filtered"
+
+
+def test_it_refuses_an_order_below_the_minimum_notional_and_says_by_how_much():
+    result = run("buy", preference=Preference(allocation_pct=D("0.5")))  # 50 USDT at 1x: 0.001 BTC = 45 USDT
+    assert result.outcome == "refused" and result.legs == ()
+    assert "below BTCUSDT's minimum of 100 USDT" in result.reason and "short by 55.00" in result.reason
+
+
+def test_it_refuses_a_quantity_that_rounds_down_to_nothing():
+    result = run("buy", preference=Preference(sizing="signal"), quantity="0.0009")
+    assert result.outcome == "refused" and "below BTCUSDT's minimum of 0.001" in result.reason
+
+
+def test_it_still_closes_when_the_reversal_leg_is_too_small():
+    result = run("sell", book=Book(long=D("0.02")), preference=Preference(allocation_pct=D("0.1")))
+    assert result.legs == (Leg("close", "SELL", D("0.02"), True, "BOTH"),)
+    assert "was not opened" in result.reason
+
+
+def test_it_closes_a_remainder_below_the_minimum_notional():
+    # Binance exempts reduce-only orders from the minimum notional: a dust position can still close.
+    assert run("close", book=Book(long=D("0.001"))).legs == (Leg("close", "SELL", D("0.001"), True, "BOTH"),)
+
+
+def test_it_uses_position_sides_and_no_reduce_only_in_hedge_mode():
+    result = run("sell", book=Book(long=D("0.02"), hedge_mode=True), preference=Preference(leverage=5))
+    assert result.legs == (
+        Leg("close", "SELL", D("0.02"), False, "LONG"),
+        Leg("open", "SELL", D("0.111"), False, "SHORT"),
+    )
+
+
+def test_it_closes_both_sides_in_hedge_mode():
+    result = run("close", book=Book(long=D("1"), short=D("2"), hedge_mode=True))
+    assert [(leg.side, leg.position_side, leg.quantity) for leg in result.legs] == [("SELL", "LONG", D("1")), ("BUY", "SHORT", D("2"))]
+
+
+def test_it_refuses_allocation_sizing_without_a_price():
+    result = run("buy", price=None)
+    assert result.outcome == "refused" and "no price" in result.reason
+
+
+def test_it_rounds_down_on_coarse_steps():
+    doge = bundled_rules_for("DOGEUSDT")  # step 1
+    result = run("buy", rules=doge, price="0.1234", preference=Preference(allocation_pct=D("1")))  # 100 USDT / 0.1234
+    assert result.legs[0].quantity == D("810")
