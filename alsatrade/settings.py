@@ -250,6 +250,6 @@ LOGGING = {
         # The connector logs every URL and raw answer at DEBUG through the root logger; keep
         # urllib3 quiet too, so signed query strings never reach the log even at LOG_LEVEL=debug.
         "urllib3": {"level": "WARNING"},
-        "django_q": {"level": "WARNING" if LOG_LEVEL != "DEBUG" else "DEBUG"},
+        "django-q": {"level": "WARNING" if LOG_LEVEL != "DEBUG" else "DEBUG"},
     },
 }

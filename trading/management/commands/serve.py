@@ -70,7 +70,10 @@ class Command(BaseCommand):
             return
         passphrase, _ = _secret_file("webhook-passphrase", 24)
         env["WEBHOOK_PASSPHRASE"] = passphrase
-        self.stdout.write(f"Webhook: POST {base}/webhook with \"passphrase\": \"{passphrase}\" (paper mode; kept in .secrets/webhook-passphrase).")
+        self.stdout.write(
+            f"Webhook: POST {base}/webhook; the passphrase (paper mode) is in .secrets/webhook-passphrase. "
+            "README.md shows a curl line to try."
+        )
 
     def _supervise(self, processes: list[subprocess.Popen]) -> int:
         stopping = False
