@@ -4,6 +4,7 @@ Every variable in docs/CONFIGURATION.md has a default that runs a fresh checkout
 mode. A bad value stops start-up with an ImproperlyConfigured error naming the variable.
 """
 
+import ipaddress
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -188,6 +189,12 @@ WEBHOOK_ALLOWED_IPS = [
     ip for item in env_list("WEBHOOK_ALLOWED_IPS") for ip in (TRADINGVIEW_IPS if item.lower() == "tradingview" else [item])
 ]
 WEBHOOK_TRUSTED_PROXIES = env_list("WEBHOOK_TRUSTED_PROXIES")
+for _name in ("WEBHOOK_ALLOWED_IPS", "WEBHOOK_TRUSTED_PROXIES"):
+    for _entry in globals()[_name]:
+        try:
+            ipaddress.ip_network(_entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{_name}: {_entry!r} is not an IP address or network (e.g. 10.0.0.0/8).") from None
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024
 WEBHOOK_MAX_SIGNAL_AGE = env_int("WEBHOOK_MAX_SIGNAL_AGE", 60, low=1, high=7 * 24 * 3600)
 WEBHOOK_MAX_FUTURE_SKEW = env_int("WEBHOOK_MAX_FUTURE_SKEW", 5, low=0, high=3600)

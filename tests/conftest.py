@@ -7,8 +7,11 @@ from tests.support.queue import clear_queue
 
 @pytest.fixture(autouse=True)
 def _empty_queue(request):
-    """Each test starts with an empty job queue (the Redis one outlives test transactions)."""
-    if "django_db_setup" in request.fixturenames or request.node.get_closest_marker("django_db"):
-        request.getfixturevalue("django_db_setup")
+    """Each database test starts with an empty job queue (the Redis one outlives test transactions)."""
+    marker = request.node.get_closest_marker("django_db")
+    names = request.fixturenames
+    if marker or "db" in names or "transactional_db" in names:
+        transactional = "transactional_db" in names or bool(marker and marker.kwargs.get("transaction"))
+        request.getfixturevalue("transactional_db" if transactional else "db")
         clear_queue()
     yield

@@ -13,7 +13,7 @@ PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "k" * 20 + "-production-like-secret-ke
 
 
 def start(env: dict, code: str = "import django; django.setup()") -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "EXCHANGE", "WEBHOOK_PASSPHRASE"}}
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "EXCHANGE", "WEBHOOK_PASSPHRASE", "DATABASE_URL", "REDIS_URL"}}
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -35,6 +35,7 @@ def start(env: dict, code: str = "import django; django.setup()") -> subprocess.
         ({"DEBUG": "1", "BINANCE_RECV_WINDOW": "70000"}, "BINANCE_RECV_WINDOW"),
         ({"DEBUG": "1", "BINANCE_USE_TESTNET": "perhaps"}, "BINANCE_USE_TESTNET"),
         ({"DEBUG": "0"}, "SECRET_KEY"),
+        ({"DEBUG": "1", "WEBHOOK_ALLOWED_IPS": "tradingview,not-an-ip"}, "WEBHOOK_ALLOWED_IPS"),
     ],
 )
 def test_it_refuses_a_bad_value_naming_the_variable(env, named):

@@ -212,10 +212,11 @@ def test_it_keeps_client_order_ids_legal_short_and_distinct():
     assert all(re.fullmatch(r"[.A-Z:/a-z0-9_-]{1,36}", cid) for cid in ids)
 
 
-def test_it_sweeps_a_heartbeat_and_requeues_a_lost_signal(strategy):
+def test_it_sweeps_a_heartbeat_and_requeues_a_lost_signal(strategy, django_capture_on_commit_callbacks):
     lost = queued(strategy, ago=20)
     fresh = queued(strategy, "buy", symbol="ETHUSDT", price="3000")
-    sweep()
+    with django_capture_on_commit_callbacks(execute=True):
+        sweep()
     assert WorkerHeartbeat.objects.get(name="worker").beat_at > timezone.now() - timedelta(seconds=5)
     assert [job["args"] for job in queued_jobs()] == [(lost.pk,)]
     assert fresh.pk  # too young to be called lost

@@ -1,0 +1,262 @@
+"""TradingView alert bodies → a normalised signal. Pure: no database, no HTTP.
+
+TradingView posts whatever text the alert's message holds: JSON when the text is JSON (sent as
+text/plain whenever TradingView decides it is not), `{{ticker}}` as `BTCUSDT.P`, numbers as the
+placeholders render them, quoted or not. This module accepts every form a real alert produces and
+names every field it cannot accept, all at once.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+ACTIONS = {
+    "buy": "buy", "long": "buy",
+    "sell": "sell", "short": "sell",
+    "close": "close", "exit": "close", "flat": "close", "close_all": "close",
+    "close_long": "close_long", "exit_long": "close_long",
+    "close_short": "close_short", "exit_short": "close_short",
+}
+MARKET_POSITIONS = ("long", "short", "flat")
+SECRET_KEYS = re.compile(r"pass(word|phrase)?|secret|api_?key|token", re.IGNORECASE)
+SYMBOL = re.compile(r"[A-Z0-9]{2,25}")
+NUL_ESCAPE = re.compile(r"\\u0000", re.IGNORECASE)
+MAX_STRATEGY = 100
+MAX_ID = 100
+MAX_COMMENT = 255
+
+
+class IntakeError(Exception):
+    """The body cannot become a signal. `fields` maps each bad field to what is wrong with it."""
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+@dataclass(frozen=True)
+class ParsedSignal:
+    action: str
+    symbol: str
+    strategy: str
+    sender_time: datetime
+    passphrase: str = field(repr=False)
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    position_size: Decimal | None = None
+    market_position: str = ""
+    prev_market_position: str = ""
+    sender_id: str = ""
+    comment: str = ""
+
+
+def parse_body(body: bytes) -> dict:
+    """JSON whatever the Content-Type says; numbers as Decimal; NaN and Infinity refused."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise IntakeError("the body is not UTF-8 text") from None
+    if not text.strip():
+        raise IntakeError("the body is empty: the alert message must be a JSON object")
+    if "\x00" in text or NUL_ESCAPE.search(text):
+        raise IntakeError("the body contains a NUL character (\\u0000), which no alert needs")
+    try:
+        data = json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_refuse_constant)
+    except ValueError as error:
+        raise IntakeError(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise IntakeError("the body is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise IntakeError(f"the body must be a JSON object, not {_json_type(data)}")
+    return data
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def parse_signal(data: dict) -> ParsedSignal:
+    """Every field checked; an IntakeError names each bad one."""
+    errors: dict[str, str] = {}
+
+    def take(name: str, reader, *args):
+        try:
+            return reader(data.get(name), *args)
+        except ValueError as error:
+            errors[name] = str(error)
+            return None
+
+    action = take("action", _action)
+    symbol_field = "symbol" if "symbol" in data or "ticker" not in data else "ticker"
+    symbol = take(symbol_field, _symbol)
+    strategy = take("strategy", _text, MAX_STRATEGY, True)
+    sender_time = take("time", _time)
+    quantity = take("quantity", _amount, "positive")
+    price = take("price", _amount, "positive")
+    # {{strategy.position_size}} is signed: negative while short.
+    position_size = take("position_size", _amount, "signed")
+    market_position = take("market_position", _market_position)
+    prev_market_position = take("prev_market_position", _market_position)
+    sender_id = take("id", _text, MAX_ID, False)
+    comment = _comment(data.get("comment"))
+    if errors:
+        raise IntakeError("the alert has bad or missing fields: " + ", ".join(sorted(errors)), errors)
+    return ParsedSignal(
+        action=action, symbol=symbol, strategy=strategy, sender_time=sender_time,
+        passphrase=passphrase_of(data), quantity=quantity, price=price, position_size=position_size,
+        market_position=market_position or "", prev_market_position=prev_market_position or "",
+        sender_id=sender_id or "", comment=comment,
+    )
+
+
+def passphrase_of(data: dict) -> str:
+    value = data.get("passphrase")
+    return value if isinstance(value, str) else ""
+
+
+# --- fields ----------------------------------------------------------------------------------------
+def _action(value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("required: one of buy, sell, long, short, close, exit, flat, close_long, close_short")
+    action = ACTIONS.get(value.strip().lower())
+    if action is None:
+        raise ValueError(f"{value[:40]!r} is not an action: use buy, sell, long, short, close, exit, flat, close_long or close_short")
+    return action
+
+
+def normalise_symbol(raw: str) -> str:
+    """BINANCE:BTCUSDT.P, btcusdt, BTCUSDTPERP, BTCUSDT.P → BTCUSDT."""
+    symbol = raw.strip().upper()
+    if ":" in symbol:
+        symbol = symbol.rsplit(":", 1)[1]
+    for suffix in (".P", ".PERP", "PERP"):
+        if symbol.endswith(suffix):
+            symbol = symbol[: -len(suffix)]
+            break
+    return symbol
+
+
+def _symbol(value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("required: the symbol, e.g. BTCUSDT (send {{ticker}})")
+    symbol = normalise_symbol(value)
+    if not SYMBOL.fullmatch(symbol):
+        raise ValueError(f"{value[:40]!r} is not a futures symbol like BTCUSDT")
+    return symbol
+
+
+def _text(value, limit: int, required: bool) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ValueError("required")
+        return None
+    if isinstance(value, (Decimal, int)) and not isinstance(value, bool):
+        value = str(value)  # an alert `id` may render as a bare number
+    if not isinstance(value, str):
+        raise ValueError(f"must be text, not {_json_type(value)}")
+    value = value.strip()
+    if len(value) > limit:
+        raise ValueError(f"longer than {limit} characters")
+    return value
+
+
+def _amount(value, kind: str) -> Decimal | None:
+    """A JSON number or a numeric string ("0.001", "1e-3"); absent, null or "" means not given...
+    except that "" is what an unfilled placeholder renders, so it is refused where it was sent."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (Decimal, str)):
+        raise ValueError(f"must be a number, not {_json_type(value)}")
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("is empty: send a number or leave the field out")
+        try:
+            value = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value[:40]!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    if kind == "positive" and value <= 0:
+        raise ValueError(f"must be a positive number, not {value}")
+    if value.adjusted() > 15 or (value and value.adjusted() < -12):
+        raise ValueError(f"{value} is out of range")
+    return value
+
+
+def _time(value) -> datetime:
+    """ISO-8601 with Z or an offset ({{timenow}}), or epoch milliseconds."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("required: send {{timenow}} (ISO-8601 like 2025-01-15T14:30:05Z) or epoch milliseconds")
+    if isinstance(value, bool):
+        raise ValueError("must be a time, not a boolean")
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{10,16}\s*", value):
+        value = Decimal(value.strip())
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value() or not 10**11 <= value < 10**14:
+            raise ValueError(f"{value} is not epoch milliseconds")
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"must be a time, not {_json_type(value)}")
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f"{value[:40]!r} is not an ISO-8601 time or epoch milliseconds") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value[:40]!r} has no time zone: add Z or an offset like +00:00")
+    return parsed.astimezone(UTC)
+
+
+def _market_position(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in MARKET_POSITIONS:
+        raise ValueError("must be long, short or flat")
+    return value.strip().lower()
+
+
+def _comment(value) -> str:
+    if value is None:
+        return ""
+    return (value if isinstance(value, str) else json.dumps(value, default=str))[:MAX_COMMENT]
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {dict: "an object", list: "an array", str: "a string", Decimal: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# --- identity and storage ----------------------------------------------------------------------------
+def idempotency_key(signal: ParsedSignal) -> str:
+    """The sender's own id when given, else a digest of what makes the signal this signal."""
+    if signal.sender_id:
+        return f"id:{signal.strategy}:{signal.sender_id}"[:128]
+    parts = [
+        signal.strategy, signal.symbol, signal.action, signal.sender_time.isoformat(),
+        _canonical(signal.quantity), _canonical(signal.price),
+    ]
+    return "sha256:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _canonical(number: Decimal | None) -> str:
+    return "" if number is None else format(number.normalize(), "f")
+
+
+def redact(data: dict) -> dict:
+    """A JSON-safe copy for storage: secrets removed at any depth, numbers as written."""
+    return {key: _safe(value) for key, value in data.items() if not SECRET_KEYS.fullmatch(str(key))}
+
+
+def _safe(value):
+    if isinstance(value, Decimal):
+        # str() keeps 1e999999 short; "f" formatting would write out a million digits.
+        return format(value, "f") if value.is_finite() and abs(value.adjusted()) < 30 else str(value)
+    if isinstance(value, dict):
+        return redact(value)
+    if isinstance(value, list):
+        return [_safe(item) for item in value]
+    return value

@@ -1,0 +1,326 @@
+"""POST /webhook: TradingView's way in. Checks in a fixed order, then one commit that stores the
+Signal and queues its job, then the answer — no exchange call, no balance lookup on this path.
+
+    rate limit (429) → size (413) → source address (403) → parse (400) → passphrase (401)
+    → validation (400) → staleness (400) → idempotency (200 duplicate) → preferences (200 filtered)
+    → store + queue (202)
+
+Every attempt but a rate-limited one is recorded as a Signal. Attempts that did not authenticate
+are recorded without their body; the passphrase is never stored or logged.
+"""
+
+import hmac
+import ipaddress
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from preferences.models import StrategyPreference
+from trading.intake import IntakeError, ParsedSignal, idempotency_key, parse_body, parse_signal, passphrase_of, redact
+from trading.models import Signal
+from trading.queue import enqueue_execution
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict
+    headers: dict | None = None
+
+
+class Refusal(Exception):
+    """Stops the checks with an answer; `record` says whether to store the attempt."""
+
+    def __init__(self, status: int, error: str, *, fields: dict | None = None, payload: dict | None = None,
+                 parsed: ParsedSignal | None = None, strategy: str = ""):
+        super().__init__(error)
+        self.status, self.error, self.fields = status, error, fields
+        self.payload, self.parsed, self.strategy = payload or {}, parsed, strategy
+
+
+class AlwaysJSON(BaseContentNegotiation):
+    """TradingView sends no Accept header worth honouring; never answer 406."""
+
+    def select_parser(self, request, parsers):
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class WebhookView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes: list = []  # the body is read raw: JSON or text/plain
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = AlwaysJSON
+
+    def post(self, request) -> Response:
+        answer = signal_receive(
+            body_reader=lambda: request._request.body,
+            content_length=request.META.get("CONTENT_LENGTH") or "",
+            remote_addr=request.META.get("REMOTE_ADDR", ""),
+            forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", ""),
+        )
+        return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+def signal_receive(*, body_reader, content_length: str, remote_addr: str, forwarded_for: str) -> Answer:
+    started = time.perf_counter()
+    received_at = timezone.now()
+    source_ip = client_address(remote_addr, forwarded_for)
+    wait = RATE_LIMITER.wait_needed(source_ip or remote_addr)
+    if wait:
+        _log_throttled(source_ip)
+        return Answer(429, {"status": "rejected", "error": f"too many requests from {source_ip}; retry in {wait:.1f} s"},
+                      {"Retry-After": str(max(1, round(wait)))})
+    try:
+        answer = _checked(body_reader, content_length, source_ip, received_at, started)
+    except Refusal as refusal:
+        answer = _refused(refusal, source_ip, received_at, started)
+    except DatabaseError:
+        # The database is unreachable: a 5xx makes TradingView resend in 5 s, and nothing was stored.
+        logger.exception("webhook: database error; answered 503 so the sender retries")
+        answer = Answer(503, {"status": "error", "error": "the signal could not be stored right now; it will be resent"})
+    return answer
+
+
+def _checked(body_reader, content_length: str, source_ip: str | None, received_at: datetime, started: float) -> Answer:
+    body = _body_within_limit(body_reader, content_length)
+    if not address_allowed(source_ip):
+        raise Refusal(403, f"address {source_ip} is not allowed to post signals")
+    try:
+        data = parse_body(body)
+    except IntakeError as error:
+        raise Refusal(400, error.message) from None
+    strategy_name = data.get("strategy") if isinstance(data.get("strategy"), str) else ""
+    preference = StrategyPreference.objects.filter(name=strategy_name.strip()).first() if strategy_name.strip() else None
+    _authenticate(passphrase_of(data), preference, strategy_name)
+    payload = redact(data)
+    try:
+        parsed = parse_signal(data)
+    except IntakeError as error:
+        raise Refusal(400, error.message, fields=error.fields, payload=payload, strategy=strategy_name[:100]) from None
+    _check_fresh(parsed, preference, received_at, payload)
+    return _store(parsed, payload, preference, source_ip, received_at, started)
+
+
+def _body_within_limit(body_reader, content_length: str) -> bytes:
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    too_large = Refusal(413, f"the body is over {limit // 1024} KiB")
+    if content_length.isdigit() and int(content_length) > limit:
+        raise too_large  # refused before reading it
+    try:
+        body = body_reader()
+    except Exception:  # RequestDataTooBig, or a client that hung up mid-body
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    return body
+
+
+def _authenticate(given: str, preference: StrategyPreference | None, strategy_name: str) -> None:
+    """A strategy with its own passphrase accepts only that one; others take WEBHOOK_PASSPHRASE."""
+    if preference is not None and preference.passphrase_hash:
+        if not preference.check_passphrase(given):
+            raise Refusal(401, "wrong or missing passphrase", strategy=strategy_name[:100])
+        return
+    expected = settings.WEBHOOK_PASSPHRASE
+    if not expected:
+        raise Refusal(401, "no webhook passphrase is configured on the server (set WEBHOOK_PASSPHRASE)",
+                      strategy=strategy_name[:100])
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Refusal(401, "wrong or missing passphrase", strategy=strategy_name[:100])
+
+
+def _check_fresh(parsed: ParsedSignal, preference: StrategyPreference | None, received_at: datetime, payload: dict) -> None:
+    age = (received_at - parsed.sender_time).total_seconds()
+    limit = (preference.max_signal_age if preference and preference.max_signal_age else None) or settings.WEBHOOK_MAX_SIGNAL_AGE
+    if age > limit:
+        raise Refusal(400, f"stale: sent {age:.1f} s ago (limit {limit} s); send {{{{timenow}}}} as the time",
+                      payload=payload, parsed=parsed)
+    if -age > settings.WEBHOOK_MAX_FUTURE_SKEW:
+        raise Refusal(400, f"stale: its time is {-age:.1f} s in the future (limit {settings.WEBHOOK_MAX_FUTURE_SKEW} s); "
+                      "check the sender's clock", payload=payload, parsed=parsed)
+
+
+def _filter_reason(parsed: ParsedSignal, preference: StrategyPreference | None) -> str:
+    if preference is None:
+        return f"strategy {parsed.strategy!r} is not configured (add it in the admin)"
+    if not preference.enabled:
+        return f"strategy {parsed.strategy!r} is disabled"
+    if not preference.allows_symbol(parsed.symbol):
+        allowed = ", ".join(preference.products) or "none"
+        return f"{parsed.symbol} is not among strategy {parsed.strategy!r}'s products ({allowed})"
+    return ""
+
+
+def _store(parsed: ParsedSignal, payload: dict, preference: StrategyPreference | None, source_ip: str | None,
+           received_at: datetime, started: float) -> Answer:
+    """One commit: the Signal (unique by its idempotency key) and, if it is to be traded, its job."""
+    reason = _filter_reason(parsed, preference)
+    key = idempotency_key(parsed)
+    fields = _signal_fields(parsed, payload, source_ip, received_at)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():  # a savepoint: the unique key decides, not a prior SELECT
+                signal = Signal.objects.create(
+                    **fields, preference=preference, idempotency_key=key,
+                    status=Signal.Status.FILTERED if reason else Signal.Status.QUEUED,
+                    reason=reason, http_status=200 if reason else 202,
+                    queued_at=None if reason else timezone.now(), intake_us=_elapsed_us(started),
+                )
+        except IntegrityError:
+            return _duplicate(key, parsed, source_ip, started)
+        if not reason:
+            enqueue_execution(signal.pk)
+    if reason:
+        _log(200, "filtered", signal.pk, parsed.strategy, parsed.symbol, source_ip, started, reason)
+        return Answer(200, {"status": "filtered", "signal_id": signal.pk, "reason": reason})
+    _log(202, "queued", signal.pk, parsed.strategy, parsed.symbol, source_ip, started)
+    return Answer(202, {"status": "queued", "signal_id": signal.pk})
+
+
+def _duplicate(key: str, parsed: ParsedSignal, source_ip: str | None, started: float) -> Answer:
+    original = Signal.objects.filter(idempotency_key=key).values_list("pk", flat=True).first()
+    Signal.objects.filter(pk=original).update(duplicate_count=F("duplicate_count") + 1, last_duplicate_at=timezone.now())
+    _log(200, "duplicate", original, parsed.strategy, parsed.symbol, source_ip, started)
+    return Answer(200, {"status": "duplicate", "signal_id": original})
+
+
+def _signal_fields(parsed: ParsedSignal, payload: dict, source_ip: str | None, received_at: datetime) -> dict:
+    return {
+        "payload": payload, "action": parsed.action, "symbol": parsed.symbol, "quantity": parsed.quantity,
+        "price": parsed.price, "strategy": parsed.strategy, "sender_time": parsed.sender_time,
+        "market_position": parsed.market_position, "prev_market_position": parsed.prev_market_position,
+        "position_size": parsed.position_size, "comment": parsed.comment, "source_ip": source_ip,
+        "received_at": received_at,
+    }
+
+
+def _refused(refusal: Refusal, source_ip: str | None, received_at: datetime, started: float) -> Answer:
+    """Record the refused attempt (without the body unless it authenticated) and answer it."""
+    fields = {"payload": refusal.payload, "strategy": refusal.strategy, "source_ip": source_ip, "received_at": received_at}
+    if refusal.parsed is not None:
+        fields = _signal_fields(refusal.parsed, refusal.payload, source_ip, received_at)
+    reason = refusal.error if not refusal.fields else refusal.error + " — " + "; ".join(
+        f"{name}: {problem}" for name, problem in sorted(refusal.fields.items()))
+    try:
+        with transaction.atomic():
+            signal = Signal.objects.create(**fields, status=Signal.Status.REJECTED, reason=reason[:2000],
+                                           http_status=refusal.status, intake_us=_elapsed_us(started))
+        signal_id = signal.pk
+    except DatabaseError:
+        logger.exception("webhook: could not record a refused attempt")
+        signal_id = None
+    _log(refusal.status, "rejected", signal_id, fields["strategy"], fields.get("symbol", ""), source_ip, started, reason)
+    body = {"status": "rejected", "error": refusal.error}
+    if refusal.fields:
+        body["fields"] = refusal.fields
+    if signal_id is not None:
+        body["signal_id"] = signal_id
+    return Answer(refusal.status, body)
+
+
+def _elapsed_us(started: float) -> int:
+    return int((time.perf_counter() - started) * 1_000_000)
+
+
+def _log(status: int, outcome: str, signal_id, strategy: str, symbol: str, source_ip, started: float, reason: str = "") -> None:
+    logger.info("webhook %s %s signal=%s strategy=%r symbol=%s ip=%s %.1fms%s", status, outcome, signal_id, strategy,
+                symbol or "-", source_ip, (time.perf_counter() - started) * 1000, f" reason={reason!r}" if reason else "")
+
+
+# --- source address --------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def _networks(entries: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _in(address: str, entries: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in _networks(tuple(entries)))
+
+
+def client_address(remote_addr: str, forwarded_for: str) -> str | None:
+    """The sender's address. X-Forwarded-For is believed only from a trusted proxy, and only up to
+    the first hop that is not itself a trusted proxy (a client can put anything on its left)."""
+    address = remote_addr
+    if forwarded_for and _in(remote_addr, settings.WEBHOOK_TRUSTED_PROXIES):
+        for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
+            address = hop
+            if not _in(hop, settings.WEBHOOK_TRUSTED_PROXIES):
+                break
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
+def address_allowed(address: str | None) -> bool:
+    allowed = settings.WEBHOOK_ALLOWED_IPS
+    return not allowed or (address is not None and _in(address, allowed))
+
+
+# --- rate limit --------------------------------------------------------------------------------------
+class RateLimiter:
+    """A token bucket per source address, in this process's memory: a TradingView burst (dozens of
+    alerts in a second) fits in the bucket; a flood drains it and gets 429 until it refills."""
+
+    MAX_ADDRESSES = 10_000
+
+    def __init__(self):
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_needed(self, address: str) -> float:
+        """0 when the request may go ahead (and takes a token); else seconds until a token."""
+        burst, rate = settings.WEBHOOK_RATE_BURST, settings.WEBHOOK_RATE_PER_SECOND
+        now = time.monotonic()
+        with self._lock:
+            tokens, updated = self._buckets.get(address, (burst, now))
+            tokens = min(burst, tokens + (now - updated) * rate)
+            if tokens < 1:
+                self._buckets[address] = (tokens, now)
+                return (1 - tokens) / rate
+            if len(self._buckets) >= self.MAX_ADDRESSES and address not in self._buckets:
+                self._forget_full(now, burst, rate)
+            self._buckets[address] = (tokens - 1, now)
+            return 0.0
+
+    def _forget_full(self, now: float, burst: int, rate: int) -> None:
+        full = [key for key, (tokens, updated) in self._buckets.items() if tokens + (now - updated) * rate >= burst]
+        for key in full or list(self._buckets)[: self.MAX_ADDRESSES // 10]:
+            del self._buckets[key]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._buckets.clear()
+
+
+RATE_LIMITER = RateLimiter()
+_last_throttle_log = [0.0]
+
+
+def _log_throttled(address: str | None) -> None:
+    now = time.monotonic()
+    if now - _last_throttle_log[0] >= 1:
+        _last_throttle_log[0] = now
+        logger.warning("webhook 429 rate limited ip=%s", address)
