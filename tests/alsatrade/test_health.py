@@ -1,4 +1,3 @@
-import importlib.util
 from datetime import timedelta
 
 import pytest
@@ -56,7 +55,6 @@ def test_it_is_unhealthy_when_signals_wait_in_the_queue(client):
     assert response.json()["queue"]["stuck_signals"] == 1
 
 
-@pytest.mark.skipif(importlib.util.find_spec("trading.exchange.binance") is None, reason="TEMPORARY until binance.py lands")
 def test_it_reports_an_unreachable_exchange_without_leaking_keys(client):
     beat()
     with override_settings(EXCHANGE="binance", BINANCE_BASE_URL="http://127.0.0.1:9", BINANCE_API_KEY="key-abcdef-123456",

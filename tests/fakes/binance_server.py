@@ -1,0 +1,290 @@
+"""A real HTTP fake of the Binance USDⓈ-M futures endpoints the adapter uses, on 127.0.0.1.
+
+It checks requests as Binance does — the X-MBX-APIKEY header, the HMAC-SHA256 signature of the
+query string, and the timestamp against its own clock and recvWindow — keeps an account (balance,
+positions, leverage, margin type, position mode, orders), applies the bundled exchange filters, and
+injects faults on demand: 5xx, 503 after filling, a stalled answer, 429 with Retry-After, clock
+drift. Tests drive the real connector against it over real HTTP.
+"""
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from trading.exchange.rules import SNAPSHOT, bundled_rules
+from trading.pnl import position_after
+
+API_KEY = "fake-api-key-0123456789"
+API_SECRET = "fake-api-secret-9876543210"
+SIGNED = {"/fapi/v1/order", "/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/positionSide/dual",
+          "/fapi/v3/account", "/fapi/v3/balance", "/fapi/v3/positionRisk"}
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str
+    kind: str  # status, after_fill, stall, rate_limit
+    status: int = 503
+    code: int = -1000
+    msg: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    params: dict
+    at: float = field(default_factory=time.time)
+
+
+class Answer(Exception):
+    def __init__(self, status: int, body, headers: dict | None = None):
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+class FakeBinance:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.wallet = Decimal("10000")
+            self.prices: dict[str, Decimal] = {"BTCUSDT": Decimal("45000"), "ETHUSDT": Decimal("3000")}
+            self.positions: dict[tuple[str, str], list[Decimal]] = {}  # (symbol, side) → [amount, entry]
+            self.leverage: dict[str, int] = {}
+            self.margin_type: dict[str, str] = {}
+            self.hedge_mode = False
+            self.clock_offset_ms = 0
+            self.orders: list[dict] = []
+            self.requests: list[Request] = []
+            self.faults: list[Fault] = []
+            self.next_order_id = 1000
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- test helpers -----------------------------------------------------------------------------
+    def set_price(self, symbol: str, price: str) -> None:
+        self.prices[symbol] = Decimal(price)
+
+    def set_position(self, symbol: str, amount: str, entry: str, side: str = "BOTH") -> None:
+        self.positions[(symbol, side)] = [Decimal(amount), Decimal(entry)]
+
+    def position(self, symbol: str, side: str = "BOTH") -> Decimal:
+        return self.positions.get((symbol, side), [Decimal(0)])[0]
+
+    def fail_next(self, path: str, *, status: int = 503, code: int = -1000, msg: str = "", method: str = "POST",
+                  after_fill: bool = False) -> None:
+        self.faults.append(Fault(method, path, "after_fill" if after_fill else "status", status, code, msg))
+
+    def stall_next(self, path: str, seconds: float, *, method: str = "POST") -> None:
+        self.faults.append(Fault(method, path, "stall", seconds=seconds))
+
+    def rate_limit_next(self, path: str, *, retry_after: int = 1, method: str = "POST") -> None:
+        self.faults.append(Fault(method, path, "rate_limit", status=429, seconds=retry_after))
+
+    def requests_to(self, path: str, method: str | None = None) -> list[Request]:
+        return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
+
+    def server_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    # --- request handling -----------------------------------------------------------------------
+    def handle(self, method: str, raw_path: str, headers, body: bytes) -> tuple[int, object, dict]:
+        parts = urlsplit(raw_path)
+        query = parts.query + ("&" + body.decode() if body else "") if parts.query else body.decode()
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        path = parts.path
+        with self.lock:
+            self.requests.append(Request(method, path, {k: v for k, v in params.items() if k != "signature"}))
+            fault = self._take_fault(method, path)
+        try:
+            if fault and fault.kind == "rate_limit":
+                raise Answer(429, {"code": -1003, "msg": "Too many requests; current limit is 2400 weight per minute."},
+                             {"Retry-After": str(int(fault.seconds))})
+            if fault and fault.kind == "status":
+                raise Answer(fault.status, {"code": fault.code, "msg": fault.msg or "Service Unavailable."})
+            if fault and fault.kind == "stall":
+                time.sleep(fault.seconds)
+            if path in SIGNED:
+                self._verify(headers, query, params)
+            with self.lock:
+                result = self._route(method, path, params)
+            if fault and fault.kind == "after_fill":
+                raise Answer(503, {"code": -1000, "msg": "Unknown error, please check your request or try again later. "
+                                   "Execution status unknown."})
+            return 200, result, {}
+        except Answer as answer:
+            return answer.status, answer.body, answer.headers
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.path == path and fault.method == method:
+                self.faults.remove(fault)
+                return fault
+        return None
+
+    def _verify(self, headers, query: str, params: dict) -> None:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info#signed-trade-and-user_data-endpoint-security
+        if headers.get("X-MBX-APIKEY") != API_KEY:
+            raise Answer(401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action, request ip: 127.0.0.1"})
+        unsigned, _, signature = query.rpartition("&signature=")
+        expected = hmac.new(API_SECRET.encode(), unsigned.encode(), hashlib.sha256).hexdigest()
+        if not signature or not hmac.compare_digest(signature, expected):
+            raise Answer(400, {"code": -1022, "msg": "Signature for this request is not valid."})
+        timestamp = int(params.get("timestamp", "0"))
+        window = int(params.get("recvWindow", "5000"))
+        now = self.server_ms()
+        if not (timestamp < now + 1000 and now - timestamp <= window):
+            raise Answer(400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."})
+
+    def _route(self, method: str, path: str, params: dict):
+        routes = {
+            ("GET", "/fapi/v1/time"): lambda: {"serverTime": self.server_ms()},
+            ("GET", "/fapi/v1/exchangeInfo"): lambda: json.loads(SNAPSHOT.read_text()),
+            ("GET", "/fapi/v1/premiumIndex"): lambda: {"symbol": params["symbol"], "markPrice": str(self._price(params["symbol"]))},
+            ("POST", "/fapi/v1/order"): lambda: self._new_order(params),
+            ("GET", "/fapi/v1/order"): lambda: self._query_order(params),
+            ("POST", "/fapi/v1/leverage"): lambda: self._set_leverage(params),
+            ("POST", "/fapi/v1/marginType"): lambda: self._set_margin_type(params),
+            ("GET", "/fapi/v1/positionSide/dual"): lambda: {"dualSidePosition": self.hedge_mode},
+            ("GET", "/fapi/v3/account"): self._account,
+            ("GET", "/fapi/v3/positionRisk"): self._position_risk,
+        }
+        route = routes.get((method, path))
+        if route is None:
+            raise Answer(404, {"code": -5000, "msg": f"Path {path} not found in the fake."})
+        return route()
+
+    def _price(self, symbol: str) -> Decimal:
+        if symbol not in bundled_rules():
+            raise Answer(400, {"code": -1121, "msg": "Invalid symbol."})
+        return self.prices.get(symbol, Decimal("1"))
+
+    def _new_order(self, params: dict) -> dict:
+        symbol, side = params["symbol"], params["side"]
+        price = self._price(symbol)
+        rules = bundled_rules()[symbol]
+        quantity = Decimal(params["quantity"])
+        position_side = params.get("positionSide", "BOTH")
+        reduce_only = params.get("reduceOnly") == "true"
+        if (position_side == "BOTH") == self.hedge_mode:
+            raise Answer(400, {"code": -4061, "msg": "Order's position side does not match user's setting."})
+        if rules.round_quantity(quantity) != quantity:
+            raise Answer(400, {"code": -1111, "msg": "Precision is over the maximum defined for this asset."})
+        if quantity < rules.min_qty:
+            raise Answer(400, {"code": -4003, "msg": "Quantity less than or equal to zero."})
+        if quantity > rules.max_qty:
+            raise Answer(400, {"code": -4005, "msg": "Quantity greater than max quantity."})
+        amount, entry = self.positions.get((symbol, position_side), [Decimal(0), Decimal(0)])
+        signed = quantity if side == "BUY" else -quantity
+        if reduce_only:
+            if amount == 0 or (amount > 0) == (signed > 0):
+                raise Answer(400, {"code": -2022, "msg": "ReduceOnly Order is rejected."})
+            quantity = min(quantity, abs(amount))
+            signed = quantity if side == "BUY" else -quantity
+        closing = amount != 0 and (amount > 0) != (signed > 0)
+        if not reduce_only and not closing and quantity * price < rules.min_notional:
+            raise Answer(400, {"code": -4164, "msg": f"Order's notional must be no smaller than {rules.min_notional}"})
+        opened = quantity if not closing else max(quantity - abs(amount), Decimal(0))
+        if opened * price / self.leverage.get(symbol, 20) > self._available():
+            raise Answer(400, {"code": -2019, "msg": "Margin is insufficient."})
+        new_amount, new_entry, realized = position_after(amount, entry, signed, price)
+        self.positions[(symbol, position_side)] = [new_amount, new_entry]
+        self.wallet += realized
+        self.next_order_id += 1
+        order = {
+            "orderId": self.next_order_id, "symbol": symbol, "status": "FILLED",
+            "clientOrderId": params.get("newClientOrderId") or f"fake-{self.next_order_id}",
+            "price": "0.00", "avgPrice": str(price), "origQty": str(quantity), "executedQty": str(quantity),
+            "cumQuote": str(quantity * price), "timeInForce": "GTC", "type": "MARKET", "reduceOnly": reduce_only,
+            "closePosition": False, "side": side, "positionSide": position_side, "stopPrice": "0.00",
+            "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": "MARKET", "updateTime": self.server_ms(),
+        }
+        self.orders.append(order)
+        return order
+
+    def _query_order(self, params: dict) -> dict:
+        for order in reversed(self.orders):
+            if order["clientOrderId"] == params.get("origClientOrderId") and order["symbol"] == params["symbol"]:
+                return order
+        raise Answer(400, {"code": -2013, "msg": "Order does not exist."})
+
+    def _set_leverage(self, params: dict) -> dict:
+        leverage = int(params["leverage"])
+        if not 1 <= leverage <= 125:
+            raise Answer(400, {"code": -4028, "msg": "Leverage is not valid"})
+        self._price(params["symbol"])
+        self.leverage[params["symbol"]] = leverage
+        return {"symbol": params["symbol"], "leverage": leverage, "maxNotionalValue": "1000000"}
+
+    def _set_margin_type(self, params: dict) -> dict:
+        symbol, wanted = params["symbol"], params["marginType"]
+        if self.margin_type.get(symbol, "CROSSED") == wanted:
+            raise Answer(400, {"code": -4046, "msg": "No need to change margin type."})
+        self.margin_type[symbol] = wanted
+        return {"code": 200, "msg": "success"}
+
+    def _unrealized(self) -> Decimal:
+        return sum(((self.prices.get(s, e) - e) * a for (s, _), (a, e) in self.positions.items()), Decimal(0))
+
+    def _available(self) -> Decimal:
+        used = sum((abs(a) * e / self.leverage.get(s, 20) for (s, _), (a, e) in self.positions.items()), Decimal(0))
+        return self.wallet + self._unrealized() - used
+
+    def _account(self) -> dict:
+        unrealized = self._unrealized()
+        return {"totalWalletBalance": str(self.wallet), "totalUnrealizedProfit": str(unrealized),
+                "totalMarginBalance": str(self.wallet + unrealized), "availableBalance": str(self._available()),
+                "assets": [], "positions": []}
+
+    def _position_risk(self) -> list[dict]:
+        return [
+            {"symbol": s, "positionSide": side, "positionAmt": str(a), "entryPrice": str(e),
+             "markPrice": str(self.prices.get(s, e)), "unRealizedProfit": str((self.prices.get(s, e) - e) * a)}
+            for (s, side), (a, e) in self.positions.items() if a != 0
+        ]
+
+
+def _handler(fake: FakeBinance):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Binance
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, payload, extra = fake.handle(self.command, self.path, self.headers, body)
+            data = json.dumps(payload, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-MBX-USED-WEIGHT-1M", str(len(fake.requests)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a stall test): so would Binance's answer be lost
+
+        do_GET = do_POST = do_DELETE = do_PUT = _serve
+
+        def log_message(self, format, *args) -> None:
+            pass
+
+    return Handler

@@ -1,0 +1,148 @@
+"""The Binance adapter through the real connector, over real HTTP, against the fake exchange."""
+
+from decimal import Decimal
+
+import pytest
+
+from tests.fakes.binance_server import API_KEY
+from trading.exchange import OrderRequest, OutcomeUnknownError, PermanentError, RetryableError
+from trading.exchange.binance import BinanceExchange
+
+D = Decimal
+
+
+def buy(quantity: str = "0.010", cid: str = "at-1-x-1", **changes) -> OrderRequest:
+    return OrderRequest(**{"symbol": "BTCUSDT", "side": "BUY", "quantity": D(quantity), "client_order_id": cid, **changes})
+
+
+def test_it_places_a_market_order_and_reads_the_fill_as_decimals(binance_exchange, binance_fake):
+    result = binance_exchange.place_market_order(buy("0.010"))
+    assert (result.status, result.executed_qty, result.avg_price) == ("FILLED", D("0.010"), D("45000"))
+    assert result.client_order_id == "at-1-x-1" and result.exchange_order_id
+    [sent] = binance_fake.requests_to("/fapi/v1/order", "POST")
+    assert sent.params["quantity"] == "0.010" and sent.params["type"] == "MARKET"
+    assert sent.params["newOrderRespType"] == "RESULT" and "reduceOnly" not in sent.params
+    assert binance_fake.position("BTCUSDT") == D("0.010")
+
+
+def test_it_sends_reduce_only_in_one_way_mode(binance_exchange, binance_fake):
+    binance_fake.set_position("BTCUSDT", "0.02", "44000")
+    binance_exchange.place_market_order(buy("0.02", side="SELL", reduce_only=True))
+    assert binance_fake.requests_to("/fapi/v1/order", "POST")[0].params["reduceOnly"] == "true"
+    assert binance_fake.position("BTCUSDT") == 0
+
+
+def test_it_sends_the_position_side_and_no_reduce_only_in_hedge_mode(binance_exchange, binance_fake):
+    binance_fake.hedge_mode = True
+    assert binance_exchange.is_hedge_mode() and binance_exchange.is_hedge_mode()
+    assert len(binance_fake.requests_to("/fapi/v1/positionSide/dual")) == 1  # read once
+    binance_exchange.place_market_order(buy(position_side="LONG", reduce_only=True))
+    params = binance_fake.requests_to("/fapi/v1/order", "POST")[0].params
+    assert params["positionSide"] == "LONG" and "reduceOnly" not in params
+
+
+def test_it_refuses_a_wrong_secret_without_repeating_it(binance_settings, binance_fake):
+    exchange = BinanceExchange(api_key=API_KEY, api_secret="not-the-secret-4711", base_url=binance_fake.url,
+                               timeout=1, recv_window=1000)
+    with pytest.raises(PermanentError) as refused:
+        exchange.place_market_order(buy())
+    assert refused.value.code == "-1022" and "BINANCE_API_SECRET" in refused.value.reason
+    assert "not-the-secret-4711" not in str(refused.value) and binance_fake.orders == []
+
+
+def test_it_refuses_a_wrong_key(binance_settings, binance_fake):
+    exchange = BinanceExchange(api_key="wrong-key", api_secret="x", base_url=binance_fake.url, timeout=1, recv_window=1000)
+    with pytest.raises(PermanentError) as refused:
+        exchange.get_balance()
+    assert refused.value.code == "-2015" and "wrong-key" not in str(refused.value)
+
+
+def test_it_corrects_for_a_clock_that_runs_behind_the_exchanges(binance_exchange, binance_fake):
+    binance_exchange.measure_clock()
+    binance_fake.clock_offset_ms = 3000  # Binance's clock is 3 s ahead: our timestamps look old
+    result = binance_exchange.place_market_order(buy())
+    assert result.status == "FILLED" and len(binance_fake.orders) == 1
+    order_posts = binance_fake.requests_to("/fapi/v1/order", "POST")
+    assert len(order_posts) == 2  # refused with -1021, then accepted after re-measuring
+    assert abs(binance_exchange.client.offset_ms - 3000) < 200
+
+
+def test_it_maps_rate_limits_to_retryable_with_retry_after(binance_exchange, binance_fake):
+    binance_fake.rate_limit_next("/fapi/v1/order", retry_after=2)
+    with pytest.raises(RetryableError) as limited:
+        binance_exchange.place_market_order(buy())
+    assert limited.value.retry_after == 2 and binance_fake.orders == []
+
+
+def test_it_reports_a_503_after_filling_as_outcome_unknown_and_finds_the_order(binance_exchange, binance_fake):
+    binance_fake.fail_next("/fapi/v1/order", after_fill=True)
+    with pytest.raises(OutcomeUnknownError):
+        binance_exchange.place_market_order(buy(cid="at-9-y-1"))
+    found = binance_exchange.get_order("BTCUSDT", "at-9-y-1")
+    assert found is not None and found.status == "FILLED" and found.executed_qty == D("0.010")
+
+
+def test_it_reports_a_stall_past_the_timeout_as_outcome_unknown(binance_exchange, binance_fake):
+    binance_exchange.measure_clock()
+    binance_fake.stall_next("/fapi/v1/order", 1.5)
+    with pytest.raises(OutcomeUnknownError, match="did not answer within 1 s"):
+        binance_exchange.place_market_order(buy())
+
+
+def test_it_treats_5xx_on_reads_as_retryable(binance_exchange, binance_fake):
+    binance_fake.fail_next("/fapi/v1/premiumIndex", method="GET", status=502)
+    with pytest.raises(RetryableError):
+        binance_exchange.get_mark_price("BTCUSDT")
+    assert binance_exchange.get_mark_price("BTCUSDT") == D("45000")
+
+
+def test_it_treats_a_refused_connection_as_retryable(binance_settings):
+    exchange = BinanceExchange(api_key="k", api_secret="s", base_url="http://127.0.0.1:9", timeout=0.5, recv_window=1000)
+    with pytest.raises(RetryableError, match="could not connect"):
+        exchange.server_time_ms()
+
+
+def test_it_answers_none_for_an_order_that_does_not_exist(binance_exchange):
+    assert binance_exchange.get_order("BTCUSDT", "never-sent") is None
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "words"),
+    [
+        (buy("0.0015"), "-1111", "more decimals"),
+        (buy("0.001"), "-4164", "minimum notional"),
+        (buy("0.010", side="SELL", reduce_only=True), "-2022", "no position to reduce"),
+        (buy("100"), "-2019", "not enough margin"),
+        (buy(symbol="NOPEUSDT"), "-1121", "not traded"),
+    ],
+)
+def test_it_maps_refusals_to_permanent_errors_with_plain_reasons(binance_exchange, binance_fake, request_, code, words):
+    with pytest.raises(PermanentError) as refused:
+        binance_exchange.place_market_order(request_)
+    assert refused.value.code == code and words in refused.value.reason
+    assert binance_fake.orders == []
+
+
+def test_it_treats_margin_type_already_set_as_success(binance_exchange, binance_fake):
+    binance_exchange.set_margin_type("BTCUSDT", "isolated")
+    binance_exchange.set_margin_type("BTCUSDT", "isolated")  # -4046 "No need to change margin type."
+    assert binance_fake.margin_type["BTCUSDT"] == "ISOLATED"
+    binance_exchange.set_leverage("BTCUSDT", 7)
+    assert binance_fake.leverage["BTCUSDT"] == 7
+
+
+def test_it_fetches_symbol_rules_once(binance_exchange, binance_fake):
+    rules = binance_exchange.get_symbol_rules("BTCUSDT")
+    assert (rules.step_size, rules.min_qty, rules.max_qty, rules.min_notional) == (D("0.001"), D("0.001"), D("120"), D("100"))
+    assert binance_exchange.get_symbol_rules("ETHUSDT").tick_size == D("0.01")
+    assert len(binance_fake.requests_to("/fapi/v1/exchangeInfo")) == 1
+
+
+def test_it_reads_balance_positions_and_server_time(binance_exchange, binance_fake):
+    binance_fake.set_position("ETHUSDT", "-2", "3100")
+    balance = binance_exchange.get_balance()
+    assert balance.wallet_balance == D("10000") and balance.unrealized_pnl == D("200")
+    assert balance.equity == D("10200")
+    [position] = binance_exchange.get_positions()
+    assert (position.symbol, position.amount, position.entry_price, position.unrealized_pnl) == ("ETHUSDT", D("-2"), D("3100"), D("200"))
+    assert abs(binance_exchange.server_time_ms() - binance_fake.server_ms()) < 1000
