@@ -15,3 +15,17 @@ def _empty_queue(request):
         request.getfixturevalue("transactional_db" if transactional else "db")
         clear_queue()
     yield
+
+
+@pytest.fixture
+def committed_client(client, django_capture_on_commit_callbacks):
+    """A test client whose requests run their on-commit hooks, as a real commit would: the Redis
+    broker queues a job on commit, which a test's wrapping transaction never reaches."""
+    post = client.post
+
+    def committed_post(*args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return post(*args, **kwargs)
+
+    client.post = committed_post
+    return client

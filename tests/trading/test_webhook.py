@@ -28,16 +28,8 @@ def _fresh_rate_limit():
 
 
 @pytest.fixture
-def client(client, django_capture_on_commit_callbacks):
-    """The Redis broker queues on commit; run those hooks as a real commit would."""
-    post = client.post
-
-    def committed_post(*args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return post(*args, **kwargs)
-
-    client.post = committed_post
-    return client
+def client(committed_client):
+    return committed_client
 
 
 @pytest.fixture
