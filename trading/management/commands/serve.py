@@ -43,6 +43,7 @@ class Command(BaseCommand):
         base = f"http://{host}:{port}"
         self._ensure_login(base)
         self._ensure_passphrase(env, base)
+        self._ensure_example_strategy()
         self.stdout.write(f"Exchange: {settings.EXCHANGE}. Health: {base}/health. Ctrl-C stops web and worker.\n")
         web = [sys.executable, "-m", "gunicorn", "alsatrade.wsgi", "--bind", f"{host}:{port}", "--workers", web_workers,
                "--access-logfile", "-", "--log-level", "warning"]
@@ -74,6 +75,18 @@ class Command(BaseCommand):
             f"Webhook: POST {base}/webhook; the passphrase (paper mode) is in .secrets/webhook-passphrase. "
             "README.md shows a curl line to try."
         )
+
+    def _ensure_example_strategy(self) -> None:
+        """Paper mode on a fresh database: one strategy, so the README's first curl trades."""
+        from preferences.models import StrategyPreference
+
+        if settings.EXCHANGE != "paper" or StrategyPreference.objects.exists():
+            return
+        StrategyPreference.objects.create(
+            name="ALSAPRO 1", products=["BTCUSDT", "ETHUSDT"], leverage=5,
+            notes="Example created by `make run` in paper mode; edit or delete it.",
+        )
+        self.stdout.write("Strategy: created the example 'ALSAPRO 1' (BTCUSDT, ETHUSDT; 10% allocation at 5x) in paper mode.")
 
     def _supervise(self, processes: list[subprocess.Popen]) -> int:
         stopping = False
