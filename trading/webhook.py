@@ -175,19 +175,20 @@ def _store(parsed: ParsedSignal, payload: dict, preference: StrategyPreference |
     reason = _filter_reason(parsed, preference)
     key = idempotency_key(parsed)
     fields = _signal_fields(parsed, payload, source_ip, received_at)
-    with transaction.atomic():
-        try:
-            with transaction.atomic():  # a savepoint: the unique key decides, not a prior SELECT
-                signal = Signal.objects.create(
-                    **fields, preference=preference, idempotency_key=key,
-                    status=Signal.Status.FILTERED if reason else Signal.Status.QUEUED,
-                    reason=reason, http_status=200 if reason else 202,
-                    queued_at=None if reason else timezone.now(), intake_us=_elapsed_us(started),
-                )
-        except IntegrityError:
-            return _duplicate(key, parsed, source_ip, started)
-        if not reason:
-            enqueue_execution(signal.pk)
+    # The unique key decides, not a prior SELECT. The insert is the transaction's first statement,
+    # so a duplicate rolls back nothing else, and no savepoint (two more round trips) is needed.
+    try:
+        with transaction.atomic():
+            signal = Signal.objects.create(
+                **fields, preference=preference, idempotency_key=key,
+                status=Signal.Status.FILTERED if reason else Signal.Status.QUEUED,
+                reason=reason, http_status=200 if reason else 202,
+                queued_at=None if reason else timezone.now(), intake_us=_elapsed_us(started),
+            )
+            if not reason:
+                enqueue_execution(signal.pk)
+    except IntegrityError:
+        return _duplicate(key, parsed, source_ip, started)
     if reason:
         _log(200, "filtered", signal.pk, parsed.strategy, parsed.symbol, source_ip, started, reason)
         return Answer(200, {"status": "filtered", "signal_id": signal.pk, "reason": reason})
