@@ -31,6 +31,7 @@ test: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/execution.py
+	$(BIN)/python bench/dispatch.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis
