@@ -18,12 +18,11 @@ import os
 import socket
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from analytics.models import AccountSnapshot
@@ -38,16 +37,16 @@ from trading.exchange import (
     RetryableError,
     get_exchange,
 )
-from trading.models import Execution, Order, Position, Signal, SymbolLane, SymbolSetting
+from trading.lanes import lane_acquire, lane_release, lane_renew
+from trading.models import Execution, Order, Position, Signal, SymbolSetting
 from trading.pnl import position_after
+from trading.upkeep import PENDING_SIGNALS, snapshot_take
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=20)  # renewed before every exchange request; a dead holder's lane frees after this
 EQUITY_MAX_AGE = timedelta(seconds=120)  # sizing uses the last account snapshot younger than this
 OPEN_STATUSES = (Order.Status.NEW, Order.Status.PARTIALLY_FILLED)
 UNRESOLVED = (Order.Status.PENDING, Order.Status.SENT, Order.Status.UNKNOWN)
-PENDING_SIGNALS = (Signal.Status.QUEUED, Signal.Status.EXECUTING)
 
 
 class GaveUp(Exception):
@@ -72,25 +71,6 @@ def symbol_drain(*, symbol: str) -> int:
         if _next_pending(symbol, exclude=seen) is None:
             break
     return len(seen)
-
-
-def lane_acquire(*, symbol: str, holder: str) -> bool:
-    now = timezone.now()
-    SymbolLane.objects.get_or_create(symbol=symbol)
-    taken = (
-        SymbolLane.objects.filter(symbol=symbol)
-        .filter(Q(holder="") | Q(lease_until__lt=now))
-        .update(holder=holder, lease_until=now + LEASE)
-    )
-    return taken == 1
-
-
-def lane_renew(*, symbol: str, holder: str) -> None:
-    SymbolLane.objects.filter(symbol=symbol, holder=holder).update(lease_until=timezone.now() + LEASE)
-
-
-def lane_release(*, symbol: str, holder: str) -> None:
-    SymbolLane.objects.filter(symbol=symbol, holder=holder).update(holder="", lease_until=None)
 
 
 def _next_pending(symbol: str, *, exclude: set[int]) -> Signal | None:
@@ -463,57 +443,3 @@ def _position_apply(order: Order, result: OrderResult) -> Decimal:
     position.unrealized_pnl = (result.avg_price - position.entry_price) * position.amount
     position.save()
     return realized
-
-
-def snapshot_take(exchange: Exchange, balance=None) -> AccountSnapshot:
-    balance = balance or exchange.get_balance()
-    return AccountSnapshot.objects.create(
-        taken_at=timezone.now(),
-        exchange=exchange.name,
-        asset=balance.asset,
-        wallet_balance=balance.wallet_balance,
-        available_balance=balance.available_balance,
-        equity=balance.equity,
-        unrealized_pnl=balance.unrealized_pnl,
-    )
-
-
-def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
-    """Bring the Position mirror in line with the exchange (a manual trade, a liquidation). A row a
-    fill touched after the exchange was read is newer than what was read, so it is left alone."""
-    seen = set()
-    changed = 0
-    for info in exchange.get_positions():
-        seen.add((info.symbol, info.position_side))
-        position, _ = Position.objects.get_or_create(symbol=info.symbol, position_side=info.position_side)
-        changed += Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
-            amount=info.amount, entry_price=info.entry_price, unrealized_pnl=info.unrealized_pnl,
-            mark_price=info.mark_price, updated_at=timezone.now(),
-        )
-    for position in Position.objects.exclude(amount=0):
-        if (position.symbol, position.position_side) not in seen:
-            changed += Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
-                amount=0, entry_price=0, unrealized_pnl=0, updated_at=timezone.now()
-            )
-    return changed
-
-
-def stuck_signals_requeue(*, older_than: timedelta = timedelta(seconds=10)) -> list[int]:
-    """Queue again one pending signal per symbol whose lane is free: a lost task (the Redis broker
-    drops in-flight tasks of a killed worker) or a crashed holder. Safe: execution claims."""
-    from trading.queue import enqueue_execution
-
-    now = timezone.now()
-    busy = set(SymbolLane.objects.filter(lease_until__gte=now).exclude(holder="").values_list("symbol", flat=True))
-    pending = (
-        Signal.objects.filter(status__in=PENDING_SIGNALS, received_at__lt=now - older_than)
-        .exclude(symbol__in=busy)
-        .order_by("symbol", "received_at", "id")
-        .values_list("symbol", "id")
-    )
-    first_by_symbol: dict[str, int] = {}
-    for symbol, signal_id in pending:
-        first_by_symbol.setdefault(symbol, signal_id)
-    for signal_id in first_by_symbol.values():
-        enqueue_execution(signal_id)
-    return list(first_by_symbol.values())

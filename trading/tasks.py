@@ -5,7 +5,8 @@ import socket
 from django.utils import timezone
 
 from trading.models import Signal, WorkerHeartbeat
-from trading.services import stuck_signals_requeue, symbol_drain
+from trading.services import symbol_drain
+from trading.upkeep import stuck_signals_requeue
 
 
 def execute_signal(signal_id: int) -> str:

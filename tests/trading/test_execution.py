@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from preferences.models import StrategyPreference
-from trading import services
+from trading import lanes, services
 from trading.exchange import reset_exchange
 from trading.models import Execution, Order, PaperOrder, Position, Signal, SymbolLane, SymbolSetting, WorkerHeartbeat
 from trading.tasks import execute_signal, sweep
@@ -105,10 +105,10 @@ def test_it_executes_a_symbols_signals_in_the_order_they_arrived(strategy):
 
 def test_it_leaves_a_signal_to_the_lane_holder(strategy):
     signal = queued(strategy)
-    assert services.lane_acquire(symbol="BTCUSDT", holder="other-worker")
+    assert lanes.lane_acquire(symbol="BTCUSDT", holder="other-worker")
     assert execute_signal(signal.pk) == "BTCUSDT: lane busy or nothing pending"
     assert Signal.objects.get(pk=signal.pk).status == Signal.Status.QUEUED
-    services.lane_release(symbol="BTCUSDT", holder="other-worker")
+    lanes.lane_release(symbol="BTCUSDT", holder="other-worker")
     execute_signal(signal.pk)
     assert Signal.objects.get(pk=signal.pk).status == Signal.Status.DONE
 
