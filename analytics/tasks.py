@@ -3,7 +3,7 @@
 from django.utils import timezone
 
 from trading.exchange import get_exchange
-from trading.services import positions_reconcile, snapshot_take
+from trading.upkeep import positions_reconcile, snapshot_take
 
 
 def take_snapshot() -> str:
