@@ -1,6 +1,7 @@
 """POST /webhook through the URL: what is stored, what is queued, and every way in refused."""
 
 import json
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -266,7 +267,7 @@ FIELDS = st.fixed_dictionaries({}, optional={
 
 
 @pytest.mark.django_db
-@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     body=st.one_of(st.binary(max_size=300), FIELDS.map(lambda d: json.dumps(d).encode())),
     content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", "", "multipart/form-data"]),
