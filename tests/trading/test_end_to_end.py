@@ -235,3 +235,74 @@ def test_it_places_one_order_when_two_workers_take_the_same_signal(binance_fake)
         thread.join()
     assert len(binance_fake.orders) == 1
     assert Execution.objects.get(signal=signal).status == "filled"
+
+
+def _database_url() -> str:
+    """The test database, for a subprocess to share."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_it_places_one_order_when_a_worker_is_killed_while_its_order_is_in_flight(binance_fake, binance_settings):
+    import os
+    import signal as signals
+    import subprocess
+    import sys
+    import time
+
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    signal = alert(Client(), execute=False)
+    binance_fake.stall_next("/fapi/v1/order", 1.0)  # the order fills 1 s after it arrives
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": _database_url(),
+           "EXCHANGE": "binance", "BINANCE_BASE_URL": binance_fake.url, "BINANCE_API_KEY": binance_settings.BINANCE_API_KEY,
+           "BINANCE_API_SECRET": binance_settings.BINANCE_API_SECRET, "BINANCE_RECV_WINDOW": "5000", "BINANCE_TIMEOUT": "5"}
+    code = f"import django; django.setup(); from trading.tasks import execute_signal; execute_signal({signal.pk})"
+    worker = subprocess.Popen([sys.executable, "-c", code], env=env)
+    deadline = time.monotonic() + 20
+    while not binance_fake.requests_to("/fapi/v1/order", "POST") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    worker.send_signal(signals.SIGKILL)  # dies with the order in flight, before it hears the answer
+    worker.wait()
+    time.sleep(1.2)  # the exchange fills it anyway
+    assert len(binance_fake.orders) == 1
+    order = Order.objects.get(execution__signal=signal)
+    assert order.status == "sent"  # what the dead worker committed before sending
+
+    # Later: the dead worker's lease has lapsed; the sweeper queues the signal again.
+    SymbolLane.objects.filter(symbol="BTCUSDT").update(lease_until=timezone.now() - timedelta(seconds=1))
+    execute_signal(signal.pk)
+    order.refresh_from_db()
+    assert (order.status, order.executed_qty) == ("FILLED", D("0.111"))
+    assert len(binance_fake.orders) == 1 and len(binance_fake.requests_to("/fapi/v1/order", "POST")) == 1
+    assert Execution.objects.get(signal=signal).status == "filled"
+    assert Signal.objects.get(pk=signal.pk).status == "done"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_a_symbols_order_across_concurrent_workers(binance_fake):
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    binance_fake.set_position("BTCUSDT", "0.2", "44000")
+    Position.objects.create(symbol="BTCUSDT", amount=D("0.2"), entry_price=D("44000"))
+    client = Client()
+    close = alert(client, "close", execute=False)
+    opening = alert(client, "buy", execute=False, price=45001)
+    barrier = threading.Barrier(2)
+
+    def worker(signal_id: int) -> None:
+        barrier.wait()
+        execute_signal(signal_id)
+        connection.close()
+
+    # The open's task starts first: whoever gets the lane still executes the close first.
+    threads = [threading.Thread(target=worker, args=(pk,)) for pk in (opening.pk, close.pk)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [(o["side"], o["reduceOnly"]) for o in sent(binance_fake)] == [("SELL", "true"), ("BUY", None)]
+    assert binance_fake.position("BTCUSDT") == Order.objects.get(execution__signal=opening).executed_qty
+    assert set(Signal.objects.values_list("status", flat=True)) == {"done"}
