@@ -1,4 +1,8 @@
-"""Log filter that masks configured secrets wherever they appear in a record."""
+"""Log filter that masks configured secrets wherever they appear in a record, tracebacks included.
+
+A last line of defence: the code never logs secrets on purpose, but an exception message or a
+third-party library's debug line might carry one.
+"""
 
 import logging
 
@@ -14,9 +18,17 @@ class RedactSecrets(logging.Filter):
         if not secrets:
             return True
         message = record.getMessage()
-        masked = message
-        for secret in secrets:
-            masked = masked.replace(secret, MASK)
+        masked = _mask(message, secrets)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = _mask(record.exc_text, secrets)
         return True
+
+
+def _mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
