@@ -260,6 +260,10 @@ class _Run:
         )
         pause = 0.2
         while True:
+            late = (timezone.now() - self.signal.received_at).total_seconds()
+            if late > settings.EXECUTION_MAX_DELAY:
+                # e.g. a reversal's second leg, resumed after its worker died: too late to open now.
+                return self._record_not_sent(order, f"not sent: {late:.1f} s after receipt, over EXECUTION_MAX_DELAY")
             self._renew_lane()
             order.status, order.sent_at = Order.Status.SENT, timezone.now()
             order.save(update_fields=["status", "sent_at", "updated_at"])  # committed before the request leaves

@@ -241,3 +241,20 @@ def test_it_takes_a_snapshot_and_reconciles_positions(strategy):
     snapshot = AccountSnapshot.objects.latest()
     assert snapshot.exchange == "paper" and snapshot.wallet_balance < D("10000")
     assert Position.objects.get(symbol="BTCUSDT").amount == D("0.111")
+
+
+def test_it_does_not_send_a_remaining_leg_once_the_signal_is_too_old(strategy, settings):
+    settings.EXECUTION_MAX_DELAY = 30
+    signal = queued(strategy, "sell", ago=45)
+    legs = [{"purpose": "close", "side": "SELL", "quantity": "0.1", "reduce_only": True, "position_side": "BOTH"},
+            {"purpose": "open", "side": "SELL", "quantity": "0.1", "reduce_only": False, "position_side": "BOTH"}]
+    execution = Execution.objects.create(signal=signal, strategy=strategy.name, symbol="BTCUSDT", exchange="paper",
+                                         received_at=signal.received_at, decision={"outcome": "trade", "reason": "reverse to short 0.1", "legs": legs})
+    Order.objects.create(execution=execution, leg=1, purpose="close", client_order_id="done-leg-1", symbol="BTCUSDT",
+                         side="SELL", quantity=D("0.1"), reduce_only=True, status="FILLED", executed_qty=D("0.1"), avg_price=D("45000"))
+    Signal.objects.filter(pk=signal.pk).update(status=Signal.Status.EXECUTING)
+    execute_signal(signal.pk)
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.PARTIAL and "over EXECUTION_MAX_DELAY" in execution.reason
+    assert execution.orders.get(leg=2).status == Order.Status.NOT_FOUND
+    assert not PaperOrder.objects.exists()
