@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from alsatrade.health import health
+from preferences.api import PreferenceChange, PreferenceList
+from trading.api import AccountSummary, ExecutionList, OrderList, PositionList, SignalList
 from trading.webhook import WebhookView
 
 admin.site.site_header = "Alsa Trade"
@@ -13,4 +16,14 @@ urlpatterns = [
     # Both spellings: a redirect from one to the other would lose a POST's body.
     path("webhook", WebhookView.as_view(), name="webhook"),
     path("webhook/", WebhookView.as_view()),
+    # REST API (the contract in DESIGN.md §2); the OpenAPI schema and its Swagger UI describe it.
+    path("executions", ExecutionList.as_view(), name="api-executions"),
+    path("signals", SignalList.as_view(), name="api-signals"),
+    path("orders", OrderList.as_view(), name="api-orders"),
+    path("positions", PositionList.as_view(), name="api-positions"),
+    path("account/summary", AccountSummary.as_view(), name="api-account-summary"),
+    path("preferences/current", PreferenceList.as_view(), name="api-preferences"),
+    path("preferences/<str:type>", PreferenceChange.as_view(), name="api-preference-change"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -1,0 +1,159 @@
+"""REST API over strategy preferences: read them all, or set one setting of one strategy.
+
+Every change goes through StrategyPreferenceForm, the admin's own form, so the admin and the API
+can never disagree on what a valid preference is.
+"""
+
+import json
+
+from django.db import IntegrityError, transaction
+from django.forms.models import model_to_dict
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alsatrade.api_fields import AmountModelSerializer
+from preferences.forms import StrategyPreferenceForm
+from preferences.models import StrategyPreference
+
+# The API's word for each setting → the form (and model) field it sets.
+PREFERENCE_TYPES = {
+    "product": "products",
+    "strategy": "enabled",
+    "direction": "direction",
+    "leverage": "leverage",
+    "allocation": "allocation_pct",
+    "margin": "margin_type",
+    "sizing": "sizing",
+}
+BOOLEAN_WORDS = {"true": True, "false": False}
+
+
+class PreferenceSerializer(AmountModelSerializer):
+    has_own_passphrase = serializers.SerializerMethodField(help_text="The strategy has its own webhook passphrase.")
+
+    class Meta:
+        model = StrategyPreference
+        fields = [
+            "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
+            "price_tolerance_pct", "max_signal_age", "has_own_passphrase", "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_has_own_passphrase(self, preference: StrategyPreference) -> bool:
+        return bool(preference.passphrase_hash)
+
+
+class PreferenceChangeSerializer(serializers.Serializer):
+    strategy = serializers.CharField(max_length=100, help_text="The alert's `strategy` value; created if new.")
+    value = serializers.JSONField(
+        allow_null=True,
+        help_text="product: list or comma-separated symbols · strategy: true/false · direction: long/short/both · "
+        "leverage: 1–125 · allocation: 0 < x ≤ 100 · margin: cross/isolated · sizing: allocation/signal"
+    )
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The strategy was created by another request at the same moment; send the change again."
+
+
+class CanChangePreferences(BasePermission):
+    message = "Changing preferences needs the preferences.change_strategypreference permission."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return request.method in SAFE_METHODS or request.user.has_perm("preferences.change_strategypreference")
+
+
+class PreferenceList(generics.ListAPIView):
+    """Every strategy's preferences, enabled or not."""
+
+    serializer_class = PreferenceSerializer
+    queryset = StrategyPreference.objects.all()
+    pagination_class = None
+    filter_backends: list = []
+
+
+class PreferenceChange(APIView):
+    """Set one setting of one strategy, creating the strategy if new (201)."""
+
+    permission_classes = [IsAuthenticated, CanChangePreferences]
+
+    @extend_schema(
+        operation_id="preferences_set",
+        parameters=[
+            OpenApiParameter("type", str, OpenApiParameter.PATH, enum=list(PREFERENCE_TYPES), description="The setting.")
+        ],
+        request=PreferenceChangeSerializer,
+        responses={
+            200: PreferenceSerializer,
+            201: PreferenceSerializer,
+            400: OpenApiResponse(description="A bad type or value; the body names it and says why."),
+        },
+    )
+    def post(self, request: Request, type: str) -> Response:  # noqa: A002 - the contract's own word
+        field = field_for_type(type)
+        data = PreferenceChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        name, value = data.validated_data["strategy"], data.validated_data["value"]
+        try:
+            may_create = request.user.has_perm("preferences.add_strategypreference")
+            preference, created = preference_set(name=name, kind=type, field=field, value=value, may_create=may_create)
+        except IntegrityError:
+            raise Conflict() from None
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(PreferenceSerializer(preference).data, status=answer)
+
+
+def field_for_type(kind: str) -> str:
+    if kind not in PREFERENCE_TYPES:
+        raise ValidationError({"type": [f"{kind!r} is not a preference type; valid types: {', '.join(PREFERENCE_TYPES)}."]})
+    return PREFERENCE_TYPES[kind]
+
+
+def preference_set(
+    *, name: str, kind: str, field: str, value: object, may_create: bool
+) -> tuple[StrategyPreference, bool]:
+    # The form saves every field, so two changes to one strategy at once must not both read the
+    # old row: the row lock makes the second wait for the first and then see its change.
+    with transaction.atomic():
+        preference = StrategyPreference.objects.select_for_update().filter(name=name).first()
+        created = preference is None
+        if created and not may_create:
+            raise PermissionDenied("Creating a strategy needs the preferences.add_strategypreference permission.")
+        form = bound_form(preference or StrategyPreference(name=name), kind=kind, field=field, value=value)
+        if not form.is_valid():
+            raise ValidationError(errors_by_type(form, kind=kind, field=field))
+        return form.save(), created
+
+
+def bound_form(preference: StrategyPreference, *, kind: str, field: str, value: object) -> StrategyPreferenceForm:
+    """The admin's form, bound to the strategy's current values with the one field changed."""
+    data = model_to_dict(preference, fields=StrategyPreferenceForm.Meta.fields)
+    data[field] = form_value(kind, value)
+    return StrategyPreferenceForm(data=data, instance=preference)
+
+
+def form_value(kind: str, value: object) -> object:
+    """JSON the form's HTML-minded fields would misread is refused here: a checkbox reads any
+    non-empty word as "on", and the products splitter cannot read a number."""
+    if kind == "strategy":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+            return BOOLEAN_WORDS[value.strip().lower()]
+        raise ValidationError({"strategy": [f"{json.dumps(value)} is not true or false."]})
+    if kind == "product" and not isinstance(value, (str, list)):
+        raise ValidationError({"product": ['Give a list of symbols or a comma-separated string, e.g. ["BTCUSDT", "ETHUSDT"].']})
+    return value
+
+
+def errors_by_type(form: StrategyPreferenceForm, *, kind: str, field: str) -> dict[str, list[str]]:
+    """The form's errors under the API's words: the changed field under its type, the name under
+    `strategy` (the body's key for it)."""
+    rename = {field: kind, "name": "strategy", "__all__": "non_field_errors"}
+    return {rename.get(name, name): [str(message) for message in messages] for name, messages in form.errors.items()}

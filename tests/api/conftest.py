@@ -1,0 +1,35 @@
+"""Users and clients shared by the API tests."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+@pytest.fixture
+def reader(django_user_model):
+    return django_user_model.objects.create_user("reader", password="a-reader-password")
+
+
+@pytest.fixture
+def api(reader) -> APIClient:
+    """A client authenticated the way scripts are: `Authorization: Token …`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reader).key}")
+    return client
+
+
+@pytest.fixture
+def editor(django_user_model):
+    user = django_user_model.objects.create_user("editor", password="an-editor-password")
+    user.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="preferences", codename__in=["change_strategypreference", "add_strategypreference"]
+    ))
+    return user
+
+
+@pytest.fixture
+def editor_api(editor) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=editor).key}")
+    return client

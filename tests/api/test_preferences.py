@@ -1,0 +1,158 @@
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.forms.models import model_to_dict
+from rest_framework.test import APIClient
+
+from preferences.models import StrategyPreference
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def strategy() -> StrategyPreference:
+    preference = StrategyPreference(
+        name="ALSAPRO 1", products=["BTCUSDT"], direction="both", leverage=5, allocation_pct=Decimal("12.5"),
+        margin_type="cross", sizing="allocation", max_signal_age=120,
+    )
+    preference.set_passphrase("a-long-strategy-secret")
+    preference.save()
+    return preference
+
+
+def stored(name: str = "ALSAPRO 1") -> dict:
+    return model_to_dict(StrategyPreference.objects.get(name=name))
+
+
+def test_it_lists_every_strategy_without_the_passphrase_hash(api, strategy):
+    StrategyPreference.objects.create(name="Disabled one", enabled=False)
+    response = api.get("/preferences/current")
+    assert response.status_code == 200
+    assert strategy.passphrase_hash not in response.content.decode()
+    first, second = response.json()
+    assert first == {
+        "name": "ALSAPRO 1", "enabled": True, "products": ["BTCUSDT"], "direction": "both", "leverage": 5,
+        "margin_type": "cross", "sizing": "allocation", "allocation_pct": "12.5", "price_tolerance_pct": "5",
+        "max_signal_age": 120, "has_own_passphrase": True, "updated_at": first["updated_at"],
+    }
+    assert (second["name"], second["enabled"], second["has_own_passphrase"]) == ("Disabled one", False, False)
+    assert "passphrase_hash" not in second
+
+
+@pytest.mark.parametrize(
+    "kind, value, field, expected",
+    [
+        ("product", ["btcusdt", "ETHUSDT"], "products", ["BTCUSDT", "ETHUSDT"]),
+        ("product", "ETHUSDT, solusdt", "products", ["ETHUSDT", "SOLUSDT"]),
+        ("product", [], "products", []),
+        ("strategy", False, "enabled", False),
+        ("strategy", "false", "enabled", False),
+        ("direction", "long", "direction", "long"),
+        ("leverage", 125, "leverage", 125),
+        ("leverage", "20", "leverage", 20),
+        ("allocation", 100, "allocation_pct", Decimal("100")),
+        ("allocation", "0.5", "allocation_pct", Decimal("0.5")),
+        ("margin", "isolated", "margin_type", "isolated"),
+        ("sizing", "signal", "sizing", "signal"),
+    ],
+)
+def test_it_sets_one_preference(editor_api, strategy, kind, value, field, expected):
+    before = stored()
+    response = editor_api.post(f"/preferences/{kind}", {"strategy": "ALSAPRO 1", "value": value}, format="json")
+    assert response.status_code == 200, response.json()
+    after = stored()
+    assert after[field] == expected
+    assert {k: v for k, v in after.items() if k != field} == {k: v for k, v in before.items() if k != field}
+    assert response.json()["name"] == "ALSAPRO 1"
+    assert response.json()["has_own_passphrase"] is True
+
+
+@pytest.mark.parametrize(
+    "kind, value, why",
+    [
+        ("product", ["BTCUSDT", "BTC/USDT"], "not a futures symbol"),
+        ("product", 5, "list of symbols"),
+        ("strategy", "maybe", "not true or false"),
+        ("strategy", 1, "not true or false"),
+        ("direction", "sideways", "not one of the available choices"),
+        ("leverage", 126, "less than or equal to 125"),
+        ("leverage", 0, "greater than or equal to 1"),
+        ("leverage", 2.5, "whole number"),
+        ("leverage", True, "whole number"),
+        ("allocation", 0, "greater than or equal to"),
+        ("allocation", "100.01", "less than or equal to 100"),
+        ("allocation", "ten", "number"),
+        ("allocation", None, "required"),
+        ("margin", "crossed", "not one of the available choices"),
+        ("sizing", "half", "not one of the available choices"),
+    ],
+)
+def test_it_refuses_a_bad_value_naming_the_field_and_why(editor_api, strategy, kind, value, why):
+    before = stored()
+    response = editor_api.post(f"/preferences/{kind}", {"strategy": "ALSAPRO 1", "value": value}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body) == [kind]
+    assert why in body[kind][0]
+    assert stored() == before
+
+
+def test_it_refuses_a_bad_type_listing_the_valid_ones(editor_api, strategy):
+    response = editor_api.post("/preferences/colour", {"strategy": "ALSAPRO 1", "value": "red"}, format="json")
+    assert response.status_code == 400
+    message = response.json()["type"][0]
+    assert "'colour'" in message
+    for kind in ("product", "strategy", "direction", "leverage", "allocation", "margin", "sizing"):
+        assert kind in message
+
+
+@pytest.mark.parametrize("body", [{"value": 5}, {"strategy": "", "value": 5}, {"strategy": "x" * 101, "value": 5}])
+def test_it_refuses_a_missing_or_bad_strategy_name(editor_api, body):
+    response = editor_api.post("/preferences/leverage", body, format="json")
+    assert response.status_code == 400
+    assert "strategy" in response.json()
+    assert not StrategyPreference.objects.exists()
+
+
+def test_it_creates_a_new_strategy_with_defaults(editor_api):
+    response = editor_api.post("/preferences/leverage", {"strategy": "ALSAPRO 2", "value": 10}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["name"], body["leverage"], body["allocation_pct"], body["products"]) == ("ALSAPRO 2", 10, "10", [])
+    preference = StrategyPreference.objects.get(name="ALSAPRO 2")
+    assert (preference.enabled, preference.direction, preference.passphrase_hash) == (True, "both", "")
+
+
+def test_it_refuses_a_change_without_the_change_permission(api, strategy):
+    before = stored()
+    response = api.post("/preferences/leverage", {"strategy": "ALSAPRO 1", "value": 20}, format="json")
+    assert response.status_code == 403
+    assert "change_strategypreference" in response.json()["detail"]
+    assert api.post("/preferences/leverage", {"strategy": "New", "value": 20}, format="json").status_code == 403
+    assert stored() == before
+    assert StrategyPreference.objects.count() == 1
+
+
+def test_it_refuses_to_create_without_the_add_permission(reader, strategy):
+    reader.user_permissions.add(Permission.objects.get(codename="change_strategypreference"))
+    client = APIClient()
+    client.force_authenticate(reader)
+    assert client.post("/preferences/leverage", {"strategy": "ALSAPRO 1", "value": 20}, format="json").status_code == 200
+    response = client.post("/preferences/leverage", {"strategy": "ALSAPRO 2", "value": 20}, format="json")
+    assert response.status_code == 403
+    assert "add_strategypreference" in response.json()["detail"]
+    assert not StrategyPreference.objects.filter(name="ALSAPRO 2").exists()
+
+
+def test_it_agrees_with_the_admin_form(admin_client, editor_api, strategy):
+    """The same value, the same verdict: both go through StrategyPreferenceForm."""
+    response = editor_api.post("/preferences/product", {"strategy": "ALSAPRO 1", "value": "btcusdt BTC-USDT"}, format="json")
+    assert response.status_code == 400
+    admin_message = response.json()["product"][0]
+    page = admin_client.post(f"/admin/preferences/strategypreference/{strategy.pk}/change/", {
+        "name": "ALSAPRO 1", "enabled": "on", "products": "btcusdt BTC-USDT", "direction": "both", "leverage": "5",
+        "margin_type": "cross", "sizing": "allocation", "allocation_pct": "12.5", "notes": "",
+    })
+    assert page.status_code == 200
+    assert admin_message in page.content.decode()

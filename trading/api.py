@@ -1,0 +1,207 @@
+"""Read-only REST API over the trading records: executions, signals, orders, positions, account.
+
+The contract is DESIGN.md §2: newest first, paginated by the REST_FRAMEWORK settings, amounts as
+normalised strings (alsatrade.api_fields.AmountField).
+"""
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+from django_filters import rest_framework as filters  # type: ignore[import-untyped]
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alsatrade.api_fields import AmountField, AmountModelSerializer
+from analytics.models import AccountSnapshot
+from trading.exchange import get_exchange
+from trading.intake import redact
+from trading.models import Execution, Order, Position, Signal
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+# --- serializers -----------------------------------------------------------------------------------
+class OrderSerializer(AmountModelSerializer):
+    class Meta:
+        model = Order
+        fields = [
+            "id", "execution", "leg", "purpose", "client_order_id", "exchange_order_id", "symbol", "side", "order_type",
+            "position_side", "quantity", "reduce_only", "status", "avg_price", "executed_qty", "commission",
+            "commission_asset", "realized_pnl", "error_code", "error_message", "created_at", "sent_at",
+            "acknowledged_at",
+        ]
+        read_only_fields = fields
+
+
+class StageTimingsSerializer(serializers.Serializer):
+    """Milliseconds spent in each stage, from Execution.stage_ms; null where a stage never happened."""
+
+    queue = AmountField(allow_null=True)
+    dispatch = AmountField(allow_null=True)
+    prepare = AmountField(allow_null=True)
+    exchange = AmountField(allow_null=True)
+    total = AmountField(allow_null=True)
+
+
+class ExecutionSerializer(AmountModelSerializer):
+    orders = OrderSerializer(many=True, read_only=True)
+    latency_ms = AmountField(read_only=True, allow_null=True, help_text="Webhook receipt to the exchange's acknowledgement.")
+    stage_ms = StageTimingsSerializer(read_only=True)
+
+    class Meta:
+        model = Execution
+        fields = [
+            "id", "signal", "strategy", "symbol", "exchange", "status", "reason", "decision", "error_code",
+            "error_message", "attempts", "signal_price", "fill_price", "slippage_bps", "received_at", "queued_at",
+            "started_at", "sent_at", "acknowledged_at", "finished_at", "latency_ms", "stage_ms", "orders",
+        ]
+        read_only_fields = fields
+
+
+class SignalSerializer(AmountModelSerializer):
+    payload = serializers.SerializerMethodField(help_text="The alert as received, without its passphrase.")
+
+    class Meta:
+        model = Signal
+        fields = [
+            "id", "status", "reason", "http_status", "action", "symbol", "quantity", "price", "strategy",
+            "sender_time", "market_position", "prev_market_position", "position_size", "comment", "source_ip",
+            "idempotency_key", "duplicate_count", "last_duplicate_at", "received_at", "queued_at", "intake_us",
+            "payload",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_payload(self, signal: Signal) -> dict:
+        # The passphrase is never stored; the webhook's own redaction again makes sure a future
+        # change to storage cannot leak it here either.
+        return redact(signal.payload) if isinstance(signal.payload, dict) else {}
+
+
+class PositionSerializer(AmountModelSerializer):
+    side = serializers.CharField(read_only=True, help_text="long, short or flat")
+
+    class Meta:
+        model = Position
+        fields = [
+            "id", "symbol", "position_side", "side", "amount", "entry_price", "leverage", "margin_type", "mark_price",
+            "unrealized_pnl", "realized_pnl", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class AccountSummarySerializer(serializers.Serializer):
+    balance = AmountField(allow_null=True, help_text="Wallet balance.")
+    equity = AmountField(allow_null=True, help_text="Wallet balance plus unrealized P&L.")
+    available = AmountField(allow_null=True, help_text="Available for new margin.")
+    unrealized_pnl = AmountField(allow_null=True)
+    asset = serializers.CharField(allow_null=True)
+    exchange = serializers.CharField(allow_null=True)
+    snapshot_at = serializers.DateTimeField(allow_null=True)
+    snapshot_age_seconds = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField(help_text="Empty, or why there are no balances yet.")
+    positions = PositionSerializer(many=True)
+
+
+# --- filters ---------------------------------------------------------------------------------------
+class ReceivedRangeFilter(filters.FilterSet):
+    received_after = filters.IsoDateTimeFilter(
+        field_name="received_at", lookup_expr="gte", label="Received at or after this ISO 8601 time."
+    )
+    received_before = filters.IsoDateTimeFilter(
+        field_name="received_at", lookup_expr="lt", label="Received before this ISO 8601 time."
+    )
+
+
+class ExecutionFilter(ReceivedRangeFilter):
+    class Meta:
+        model = Execution
+        fields = ["status", "strategy", "symbol"]
+
+
+class SignalFilter(ReceivedRangeFilter):
+    class Meta:
+        model = Signal
+        fields = ["status", "strategy", "symbol"]
+
+
+class OrderFilter(filters.FilterSet):
+    class Meta:
+        model = Order
+        fields = ["status", "symbol", "execution"]
+
+
+# --- views -----------------------------------------------------------------------------------------
+class ExecutionList(generics.ListAPIView):
+    """Execution history, newest first, each with its orders, decision and stage timings."""
+
+    serializer_class = ExecutionSerializer
+    filterset_class = ExecutionFilter
+    queryset = Execution.objects.prefetch_related(Prefetch("orders", queryset=Order.objects.order_by("leg")))
+
+
+class SignalList(generics.ListAPIView):
+    """Every webhook attempt, newest first, including the refused ones and why."""
+
+    serializer_class = SignalSerializer
+    filterset_class = SignalFilter
+    queryset = Signal.objects.all()
+
+
+class OrderList(generics.ListAPIView):
+    """Every order leg sent or about to be sent, newest first."""
+
+    serializer_class = OrderSerializer
+    filterset_class = OrderFilter
+    queryset = Order.objects.all()
+
+
+class PositionList(generics.ListAPIView):
+    """Open positions; `?all=1` includes the flat ones."""
+
+    serializer_class = PositionSerializer
+
+    def get_queryset(self) -> QuerySet[Position]:
+        if self.request.query_params.get("all", "").lower() in TRUE_WORDS:
+            return Position.objects.all()
+        return Position.objects.exclude(amount=0)
+
+    @extend_schema(parameters=[OpenApiParameter("all", OpenApiTypes.BOOL, description="Include flat positions.")])
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class AccountSummary(APIView):
+    """Balances from the latest account snapshot, and the open positions."""
+
+    @extend_schema(responses=AccountSummarySerializer)
+    def get(self, request: Request) -> Response:
+        # The account this deployment trades now (testnet and production keys are different accounts).
+        snapshot = AccountSnapshot.objects.filter(account=get_exchange().account_id).first()
+        positions = Position.objects.exclude(amount=0)
+        return Response(AccountSummarySerializer(account_summary(snapshot, positions)).data)
+
+
+def account_summary(snapshot: AccountSnapshot | None, positions: QuerySet[Position]) -> dict:
+    if snapshot is None:
+        # A new install: the worker has not taken its first snapshot yet. Not an error.
+        return {
+            "balance": None, "equity": None, "available": None, "unrealized_pnl": None, "asset": None,
+            "exchange": None, "snapshot_at": None, "snapshot_age_seconds": None, "positions": positions,
+            "message": "No account snapshot yet: the worker takes one periodically once it is running.",
+        }
+    return {
+        "balance": snapshot.wallet_balance,
+        "equity": snapshot.equity,
+        "available": snapshot.available_balance,
+        "unrealized_pnl": snapshot.unrealized_pnl,
+        "asset": snapshot.asset,
+        "exchange": snapshot.exchange,
+        "snapshot_at": snapshot.taken_at,
+        "snapshot_age_seconds": max(0, int((timezone.now() - snapshot.taken_at).total_seconds())),
+        "positions": positions,
+        "message": "",
+    }
