@@ -9,9 +9,11 @@ names every field it cannot accept, all at once.
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import NoReturn, TypeVar
 
 ACTIONS = {
     "buy": "buy", "long": "buy",
@@ -24,15 +26,18 @@ MARKET_POSITIONS = ("long", "short", "flat")
 SECRET_KEYS = re.compile(r"pass(word|phrase)?|secret|api_?key|token", re.IGNORECASE)
 SYMBOL = re.compile(r"[A-Z0-9]{2,25}")
 NUL_ESCAPE = re.compile(r"\\u0000", re.IGNORECASE)
+LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 MAX_STRATEGY = 100
 MAX_ID = 100
 MAX_COMMENT = 255
+MAX_KEY = 128  # Signal.idempotency_key's max_length (this module does not import models)
+Read = TypeVar("Read")
 
 
 class IntakeError(Exception):
     """The body cannot become a signal. `fields` maps each bad field to what is wrong with it."""
 
-    def __init__(self, message: str, fields: dict[str, str] | None = None):
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
@@ -56,10 +61,7 @@ class ParsedSignal:
 
 def parse_body(body: bytes) -> dict:
     """JSON whatever the Content-Type says; numbers as Decimal; NaN and Infinity refused."""
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise IntakeError("the body is not UTF-8 text") from None
+    text = _unicode_text(body)
     if not text.strip():
         raise IntakeError("the body is empty: the alert message must be a JSON object")
     if "\x00" in text or NUL_ESCAPE.search(text):
@@ -72,10 +74,46 @@ def parse_body(body: bytes) -> dict:
         raise IntakeError("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise IntakeError(f"the body must be a JSON object, not {_json_type(data)}")
+    _refuse_lone_surrogates(data)
     return data
 
 
-def _refuse_constant(name: str):
+def _unicode_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start]
+        raise IntakeError(f"the body is not valid Unicode text: byte 0x{byte:02x} at offset {error.start} is not UTF-8") from None
+
+
+def _refuse_lone_surrogates(data: dict) -> None:
+    """json.loads turns an escape like \\ud800 with no partner into a lone surrogate, which UTF-8
+    cannot encode: the passphrase check, the database and the log would each fail on it later."""
+    for key, value in data.items():
+        in_key, in_value = _lone_surrogate(key), _lone_surrogate(value)
+        if in_key or in_value:
+            # Names where, never quotes the text: it may be the passphrase.
+            where = "a field name" if in_key else f"field {key[:40]!r}"
+            raise IntakeError(f"the body is not valid Unicode text: {where} holds an unpaired UTF-16 surrogate "
+                              f"({in_key or in_value}); send the character itself or a complete surrogate pair")
+
+
+def _lone_surrogate(value: object) -> str:
+    """The first lone surrogate in a JSON value, as its escape; "" if none. A loop, not recursion:
+    json.loads accepts nesting about as deep as the interpreter's recursion limit."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and (found := LONE_SURROGATE.search(item)):
+            return f"\\u{ord(found.group()):04x}"
+        if isinstance(item, dict):
+            pending.extend([*item.keys(), *item.values()])
+        elif isinstance(item, list):
+            pending.extend(item)
+    return ""
+
+
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number")
 
 
@@ -83,7 +121,7 @@ def parse_signal(data: dict) -> ParsedSignal:
     """Every field checked; an IntakeError names each bad one."""
     errors: dict[str, str] = {}
 
-    def take(name: str, reader, *args):
+    def take(name: str, reader: Callable[..., Read], *args: object) -> Read | None:
         try:
             return reader(data.get(name), *args)
         except ValueError as error:
@@ -103,7 +141,9 @@ def parse_signal(data: dict) -> ParsedSignal:
     prev_market_position = take("prev_market_position", _market_position)
     sender_id = take("id", _text, MAX_ID, False)
     comment = _comment(data.get("comment"))
-    if errors:
+    # A required reader returns a value or records an error, so the None tests never decide: they tell
+    # the type checker what `errors` being empty already guarantees.
+    if errors or action is None or symbol is None or strategy is None or sender_time is None:
         raise IntakeError("the alert has bad or missing fields: " + ", ".join(sorted(errors)), errors)
     return ParsedSignal(
         action=action, symbol=symbol, strategy=strategy, sender_time=sender_time,
@@ -119,12 +159,14 @@ def passphrase_of(data: dict) -> str:
 
 
 # --- fields ----------------------------------------------------------------------------------------
-def _action(value) -> str:
+def _action(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("required: one of buy, sell, long, short, close, exit, flat, close_long, close_short")
     action = ACTIONS.get(value.strip().lower())
     if action is None:
-        raise ValueError(f"{value[:40]!r} is not an action: use buy, sell, long, short, close, exit, flat, close_long or close_short")
+        raise ValueError(
+            f"{value[:40]!r} is not an action: use buy, sell, long, short, close, exit, flat, close_long or close_short"
+        )
     return action
 
 
@@ -140,7 +182,7 @@ def normalise_symbol(raw: str) -> str:
     return symbol
 
 
-def _symbol(value) -> str:
+def _symbol(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("required: the symbol, e.g. BTCUSDT (send {{ticker}})")
     symbol = normalise_symbol(value)
@@ -149,7 +191,7 @@ def _symbol(value) -> str:
     return symbol
 
 
-def _text(value, limit: int, required: bool) -> str | None:
+def _text(value: object, limit: int, required: bool) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise ValueError("required")
@@ -164,7 +206,7 @@ def _text(value, limit: int, required: bool) -> str | None:
     return value
 
 
-def _amount(value, kind: str) -> Decimal | None:
+def _amount(value: object, kind: str) -> Decimal | None:
     """A JSON number or a numeric string ("0.001", "1e-3"); absent, null or "" means not given...
     except that "" is what an unfilled placeholder renders, so it is refused where it was sent."""
     if value is None:
@@ -174,10 +216,11 @@ def _amount(value, kind: str) -> Decimal | None:
     if isinstance(value, str):
         if not value.strip():
             raise ValueError("is empty: send a number or leave the field out")
+        text = value
         try:
-            value = Decimal(value.strip())
+            value = Decimal(text.strip())
         except InvalidOperation:
-            raise ValueError(f"{value[:40]!r} is not a number") from None
+            raise ValueError(f"{text[:40]!r} is not a number") from None
     if not value.is_finite():
         raise ValueError("must be a finite number")
     if kind == "positive" and value <= 0:
@@ -187,7 +230,7 @@ def _amount(value, kind: str) -> Decimal | None:
     return value
 
 
-def _time(value) -> datetime:
+def _time(value: object) -> datetime:
     """ISO-8601 with Z or an offset ({{timenow}}), or epoch milliseconds."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ValueError("required: send {{timenow}} (ISO-8601 like 2025-01-15T14:30:05Z) or epoch milliseconds")
@@ -210,7 +253,7 @@ def _time(value) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _market_position(value) -> str | None:
+def _market_position(value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or value.strip().lower() not in MARKET_POSITIONS:
@@ -218,28 +261,39 @@ def _market_position(value) -> str | None:
     return value.strip().lower()
 
 
-def _comment(value) -> str:
+def _comment(value: object) -> str:
     if value is None:
         return ""
     return (value if isinstance(value, str) else json.dumps(value, default=str))[:MAX_COMMENT]
 
 
-def _json_type(value) -> str:
+def _json_type(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
-    return {dict: "an object", list: "an array", str: "a string", Decimal: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+    names = {dict: "an object", list: "an array", str: "a string", Decimal: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 # --- identity and storage ----------------------------------------------------------------------------
 def idempotency_key(signal: ParsedSignal) -> str:
     """The sender's own id when given, else a digest of what makes the signal this signal."""
     if signal.sender_id:
-        return f"id:{signal.strategy}:{signal.sender_id}"[:128]
+        return _fitted(f"id:{signal.strategy}:{signal.sender_id}")
     parts = [
         signal.strategy, signal.symbol, signal.action, signal.sender_time.isoformat(),
         _canonical(signal.quantity), _canonical(signal.price),
     ]
     return "sha256:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _fitted(key: str) -> str:
+    """A sender key as it is while it fits the column: readable in the admin, and the same as the keys
+    stored before, so a resend spanning a deploy is still a duplicate. A longer one becomes its digest
+    (truncating it merged distinct alerts that shared a prefix). "id-sha256:" can equal neither a
+    readable key ("id:…") nor a content digest ("sha256:…")."""
+    if len(key) <= MAX_KEY:
+        return key
+    return "id-sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _canonical(number: Decimal | None) -> str:
@@ -251,7 +305,7 @@ def redact(data: dict) -> dict:
     return {key: _safe(value) for key, value in data.items() if not SECRET_KEYS.fullmatch(str(key))}
 
 
-def _safe(value):
+def _safe(value: object) -> object:
     if isinstance(value, Decimal):
         # str() keeps 1e999999 short; "f" formatting would write out a million digits.
         return format(value, "f") if value.is_finite() and abs(value.adjusted()) < 30 else str(value)

@@ -14,25 +14,31 @@ import ipaddress
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from preferences.matching import trade_refusal
 from preferences.models import StrategyPreference
 from trading.intake import IntakeError, ParsedSignal, idempotency_key, parse_body, parse_signal, passphrase_of, redact
 from trading.models import Signal
 from trading.queue import enqueue_execution
 
 logger = logging.getLogger(__name__)
+BodyReader = Callable[[], bytes]  # reads the request body only once the size check allows it
 
 
 @dataclass
@@ -46,7 +52,7 @@ class Refusal(Exception):
     """Stops the checks with an answer; `record` says whether to store the attempt."""
 
     def __init__(self, status: int, error: str, *, fields: dict | None = None, payload: dict | None = None,
-                 parsed: ParsedSignal | None = None, strategy: str = ""):
+                 parsed: ParsedSignal | None = None, strategy: str = "") -> None:
         super().__init__(error)
         self.status, self.error, self.fields = status, error, fields
         self.payload, self.parsed, self.strategy = payload or {}, parsed, strategy
@@ -55,11 +61,13 @@ class Refusal(Exception):
 class AlwaysJSON(BaseContentNegotiation):
     """TradingView sends no Accept header worth honouring; never answer 406."""
 
-    def select_parser(self, request, parsers):
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
         return None
 
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
+    def select_renderer(self, request: Request, renderers: Iterable[BaseRenderer],
+                        format_suffix: str | None = None) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))  # the base class promises only an iterable
+        return renderer, renderer.media_type
 
 
 class WebhookView(APIView):
@@ -69,7 +77,7 @@ class WebhookView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = AlwaysJSON
 
-    def post(self, request) -> Response:
+    def post(self, request: Request) -> Response:
         answer = signal_receive(
             body_reader=lambda: request._request.body,
             content_length=request.META.get("CONTENT_LENGTH") or "",
@@ -79,7 +87,7 @@ class WebhookView(APIView):
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
-def signal_receive(*, body_reader, content_length: str, remote_addr: str, forwarded_for: str) -> Answer:
+def signal_receive(*, body_reader: BodyReader, content_length: str, remote_addr: str, forwarded_for: str) -> Answer:
     started = time.perf_counter()
     received_at = timezone.now()
     source_ip = client_address(remote_addr, forwarded_for)
@@ -99,7 +107,8 @@ def signal_receive(*, body_reader, content_length: str, remote_addr: str, forwar
     return answer
 
 
-def _checked(body_reader, content_length: str, source_ip: str | None, received_at: datetime, started: float) -> Answer:
+def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None, received_at: datetime,
+             started: float) -> Answer:
     body = _body_within_limit(body_reader, content_length)
     if not address_allowed(source_ip):
         raise Refusal(403, f"address {source_ip} is not allowed to post signals")
@@ -107,7 +116,8 @@ def _checked(body_reader, content_length: str, source_ip: str | None, received_a
         data = parse_body(body)
     except IntakeError as error:
         raise Refusal(400, error.message) from None
-    strategy_name = data.get("strategy") if isinstance(data.get("strategy"), str) else ""
+    raw_strategy = data.get("strategy")
+    strategy_name = raw_strategy if isinstance(raw_strategy, str) else ""
     preference = StrategyPreference.objects.filter(name=strategy_name.strip()).first() if strategy_name.strip() else None
     _authenticate(passphrase_of(data), preference, strategy_name)
     payload = redact(data)
@@ -119,7 +129,7 @@ def _checked(body_reader, content_length: str, source_ip: str | None, received_a
     return _store(parsed, payload, preference, source_ip, received_at, started)
 
 
-def _body_within_limit(body_reader, content_length: str) -> bytes:
+def _body_within_limit(body_reader: BodyReader, content_length: str) -> bytes:
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     too_large = Refusal(413, f"the body is over {limit // 1024} KiB")
     if content_length.isdigit() and int(content_length) > limit:
@@ -159,14 +169,7 @@ def _check_fresh(parsed: ParsedSignal, preference: StrategyPreference | None, re
 
 
 def _filter_reason(parsed: ParsedSignal, preference: StrategyPreference | None) -> str:
-    if preference is None:
-        return f"strategy {parsed.strategy!r} is not configured (add it in the admin)"
-    if not preference.enabled:
-        return f"strategy {parsed.strategy!r} is disabled"
-    if not preference.allows_symbol(parsed.symbol):
-        allowed = ", ".join(preference.products) or "none"
-        return f"{parsed.symbol} is not among strategy {parsed.strategy!r}'s products ({allowed})"
-    return ""
+    return trade_refusal(preference, parsed.strategy, parsed.symbol)
 
 
 def _store(parsed: ParsedSignal, payload: dict, preference: StrategyPreference | None, source_ip: str | None,
@@ -198,7 +201,7 @@ def _store(parsed: ParsedSignal, payload: dict, preference: StrategyPreference |
 
 def _duplicate(key: str, parsed: ParsedSignal, source_ip: str | None, started: float) -> Answer:
     original = Signal.objects.filter(idempotency_key=key).values_list("pk", flat=True).first()
-    Signal.objects.filter(pk=original).update(duplicate_count=F("duplicate_count") + 1, last_duplicate_at=timezone.now())
+    Signal.objects.filter(idempotency_key=key).update(duplicate_count=F("duplicate_count") + 1, last_duplicate_at=timezone.now())
     _log(200, "duplicate", original, parsed.strategy, parsed.symbol, source_ip, started)
     return Answer(200, {"status": "duplicate", "signal_id": original})
 
@@ -215,7 +218,8 @@ def _signal_fields(parsed: ParsedSignal, payload: dict, source_ip: str | None, r
 
 def _refused(refusal: Refusal, source_ip: str | None, received_at: datetime, started: float) -> Answer:
     """Record the refused attempt (without the body unless it authenticated) and answer it."""
-    fields = {"payload": refusal.payload, "strategy": refusal.strategy, "source_ip": source_ip, "received_at": received_at}
+    fields: dict[str, Any] = {"payload": refusal.payload, "strategy": refusal.strategy, "source_ip": source_ip,
+                              "received_at": received_at}
     if refusal.parsed is not None:
         fields = _signal_fields(refusal.parsed, refusal.payload, source_ip, received_at)
     reason = refusal.error if not refusal.fields else refusal.error + " — " + "; ".join(
@@ -229,7 +233,7 @@ def _refused(refusal: Refusal, source_ip: str | None, received_at: datetime, sta
         logger.exception("webhook: could not record a refused attempt")
         signal_id = None
     _log(refusal.status, "rejected", signal_id, fields["strategy"], fields.get("symbol", ""), source_ip, started, reason)
-    body = {"status": "rejected", "error": refusal.error}
+    body: dict[str, Any] = {"status": "rejected", "error": refusal.error}
     if refusal.fields:
         body["fields"] = refusal.fields
     if signal_id is not None:
@@ -241,14 +245,15 @@ def _elapsed_us(started: float) -> int:
     return int((time.perf_counter() - started) * 1_000_000)
 
 
-def _log(status: int, outcome: str, signal_id, strategy: str, symbol: str, source_ip, started: float, reason: str = "") -> None:
+def _log(status: int, outcome: str, signal_id: int | None, strategy: str, symbol: str, source_ip: str | None,
+         started: float, reason: str = "") -> None:
     logger.info("webhook %s %s signal=%s strategy=%r symbol=%s ip=%s %.1fms%s", status, outcome, signal_id, strategy,
                 symbol or "-", source_ip, (time.perf_counter() - started) * 1000, f" reason={reason!r}" if reason else "")
 
 
 # --- source address --------------------------------------------------------------------------------
 @lru_cache(maxsize=8)
-def _networks(entries: tuple[str, ...]) -> tuple:
+def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
@@ -287,7 +292,7 @@ class RateLimiter:
 
     MAX_ADDRESSES = 10_000
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 

@@ -21,7 +21,9 @@ def fields_of(**changes) -> dict:
     return error.value.fields
 
 
-@pytest.mark.parametrize("raw", ["BTCUSDT", "btcusdt", "BTCUSDT.P", "BINANCE:BTCUSDT.P", "BTCUSDTPERP", "binance:btcusdt.p", " BTCUSDT "])
+@pytest.mark.parametrize(
+    "raw", ["BTCUSDT", "btcusdt", "BTCUSDT.P", "BINANCE:BTCUSDT.P", "BTCUSDTPERP", "binance:btcusdt.p", " BTCUSDT "]
+)
 def test_it_normalises_every_ticker_form(raw):
     assert normalise_symbol(raw) == "BTCUSDT"
     assert parse(symbol=raw).symbol == "BTCUSDT"
@@ -34,7 +36,8 @@ def test_it_takes_the_ticker_when_there_is_no_symbol():
 @pytest.mark.parametrize(
     ("raw", "action"),
     [("buy", "buy"), ("BUY", "buy"), ("long", "buy"), ("sell", "sell"), ("Short", "sell"), ("close", "close"),
-     ("exit", "close"), ("FLAT", "close"), ("close_long", "close_long"), ("exit_short", "close_short"), ("close_short", "close_short")],
+     ("exit", "close"), ("FLAT", "close"), ("close_long", "close_long"), ("exit_short", "close_short"),
+     ("close_short", "close_short")],
 )
 def test_it_understands_every_action_synonym(raw, action):
     assert parse(action=raw).action == action
@@ -118,3 +121,33 @@ def test_it_redacts_secrets_and_keeps_unknown_fields():
 def test_it_refuses_nul_characters_which_postgresql_cannot_store(body):
     with pytest.raises(IntakeError, match="NUL"):
         parse_body(body)
+
+
+def test_it_digests_a_senders_key_too_long_for_the_column():
+    # The longest strategy and id the intake accepts make a 204-character key; the column holds 128.
+    first, second = (parse(strategy="S" * 100, id="x" * 99 + last) for last in "ab")
+    keys = {idempotency_key(first), idempotency_key(second)}
+    assert len(keys) == 2
+    assert all(key.startswith("id-sha256:") and len(key) <= 128 for key in keys)
+    assert idempotency_key(first) == idempotency_key(parse(strategy="S" * 100, id="x" * 99 + "a"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"action": "buy", "strategy": "\\ud800"}',
+        b'{"passphrase": "p\\uDFFF"}',
+        b'{"\\ud800extra": 1}',
+        b'{"extra": ["ok", {"deeper": "\\udc00"}]}',
+        b'{"strategy": "S\xff"}',
+        b'{"strategy": "\xed\xa0\x80"}',  # a surrogate encoded as UTF-8 bytes, which UTF-8 forbids
+    ],
+    ids=["strategy", "passphrase", "key", "nested value", "not utf-8", "utf-8 encoded surrogate"],
+)
+def test_it_refuses_a_body_that_is_not_valid_unicode(body):
+    with pytest.raises(IntakeError, match="not valid Unicode text"):
+        parse_body(body)
+
+
+def test_it_accepts_an_escaped_surrogate_pair_which_is_one_valid_character():
+    assert parse_body(b'{"comment": "\\ud83d\\ude00"}') == {"comment": "\N{GRINNING FACE}"}
