@@ -23,8 +23,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py serve
 
-## test: install test tools and run the whole suite (SQLite; PostgreSQL when DATABASE_URL says so)
-test: $(VENV)/.dev
+## lint: ruff (style, imports, annotations) and mypy (types, with django-stubs); config in pyproject.toml
+lint: $(VENV)/.dev
+	$(BIN)/ruff check . && $(BIN)/mypy
+
+## test: install test tools, lint, and run the whole suite (SQLite; PostgreSQL when DATABASE_URL says so)
+test: $(VENV)/.dev lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## bench: the benchmarks under bench/ (see docs/BENCHMARKS.md)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -17,37 +17,48 @@ BACKLOG_MAX_AGE = timedelta(seconds=30)
 EXCHANGE_CACHE_SECONDS = 10
 
 
-def check_database() -> dict:
+def check_database() -> dict[str, object]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {"ok": True}
 
 
-def check_queue() -> dict:
+def check_queue() -> dict[str, object]:
     beat = WorkerHeartbeat.objects.filter(name="worker").first()
     age = (timezone.now() - beat.beat_at) if beat else None
     stuck = Signal.objects.filter(status=Signal.Status.QUEUED, received_at__lt=timezone.now() - BACKLOG_MAX_AGE).count()
-    ok = age is not None and age <= HEARTBEAT_MAX_AGE and stuck == 0
-    result = {"ok": ok, "heartbeat_age_s": None if age is None else round(age.total_seconds(), 1), "stuck_signals": stuck}
-    if beat is None:
+    # Every accepted signal ends final within EXECUTION_MAX_DELAY (plus a lookup's grace); one that
+    # has not after twice that is work the engine lost track of.
+    unfinished = Signal.objects.filter(
+        status__in=(Signal.Status.QUEUED, Signal.Status.EXECUTING),
+        received_at__lt=timezone.now() - timedelta(seconds=2 * settings.EXECUTION_MAX_DELAY),
+    ).count()
+    ok = age is not None and age <= HEARTBEAT_MAX_AGE and stuck == 0 and unfinished == 0
+    result: dict[str, object] = {
+        "ok": ok, "heartbeat_age_s": None if age is None else round(age.total_seconds(), 1), "stuck_signals": stuck,
+        "unfinished_signals": unfinished,
+    }
+    if beat is None or age is None:  # age is None exactly when beat is
         result["error"] = "no worker has reported yet (is `manage.py qcluster` running?)"
     elif age > HEARTBEAT_MAX_AGE:
         result["error"] = "the worker's last heartbeat is too old"
     elif stuck:
         result["error"] = f"{stuck} signal(s) queued for over {BACKLOG_MAX_AGE.seconds}s"
+    elif unfinished:
+        result["error"] = f"{unfinished} signal(s) not final {2 * settings.EXECUTION_MAX_DELAY} s after receipt"
     return result
 
 
-def check_exchange() -> dict:
+def check_exchange() -> dict[str, object]:
     # Cached briefly so a monitor polling every second does not spend exchange request weight.
-    result = cache.get("health:exchange")
+    result: dict[str, object] | None = cache.get("health:exchange")
     if result is None:
         result = _probe_exchange()
         cache.set("health:exchange", result, EXCHANGE_CACHE_SECONDS)
     return result
 
 
-def _probe_exchange() -> dict:
+def _probe_exchange() -> dict[str, object]:
     from trading.exchange import ExchangeError, get_exchange
 
     exchange = get_exchange()
@@ -65,8 +76,8 @@ def _probe_exchange() -> dict:
 
 
 @require_GET
-def health(request) -> JsonResponse:
-    checks = {}
+def health(request: HttpRequest) -> JsonResponse:
+    checks: dict[str, dict[str, object]] = {}
     for name, check in (("database", check_database), ("queue", check_queue), ("exchange", check_exchange)):
         try:
             checks[name] = check()

@@ -82,6 +82,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "trading",
     "preferences",
@@ -180,6 +183,10 @@ PAPER_TAKER_FEE = env_decimal("PAPER_TAKER_FEE", "0.0005", low=Decimal("0"), hig
 # A queued signal not executed within this many seconds of its receipt is not traded any more: a
 # worker that was down for ten minutes must not fire ten-minute-old orders when it comes back.
 EXECUTION_MAX_DELAY = env_int("EXECUTION_MAX_DELAY", 30, low=1, high=3600)
+# A symbol's lane is leased for this long and renewed every quarter of it by the holder's keeper
+# thread: a worker killed on another host frees its lanes within LANE_LEASE (docs/EXECUTION.md).
+LANE_LEASE = float(env_decimal("LANE_LEASE", "4", low=Decimal("1"), high=Decimal("60")))
+LANE_KEEPER = env_bool("LANE_KEEPER", True)
 
 # --- Webhook -----------------------------------------------------------------------------------
 WEBHOOK_PASSPHRASE = env.str("WEBHOOK_PASSPHRASE", default="")
@@ -211,6 +218,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The API's OpenAPI 3 schema and its Swagger UI, served from vendored assets (no outside CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Alsa Trade API",
+    "DESCRIPTION": "Execution history, account summary and strategy preferences. Authenticate with `Authorization: Token …`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Swagger UI's default validator is an outside service (validator.swagger.io): keep the page local.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "PREPROCESSING_HOOKS": ["alsatrade.openapi.api_endpoints_only"],
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------
@@ -251,7 +273,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "alsatrade.logging.RedactSecrets"}},
     "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "line", "filters": ["redact"]}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "line", "filters": ["redact"]}
+    },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         # The connector logs every URL and raw answer at DEBUG through the root logger; keep

@@ -1,6 +1,14 @@
+from typing import Final, TypedDict
+
 from django.db import models
 
-AMOUNT = {"max_digits": 28, "decimal_places": 10}
+
+class AmountSize(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+AMOUNT: Final[AmountSize] = {"max_digits": 28, "decimal_places": 10}
 
 
 class AccountSnapshot(models.Model):
@@ -8,6 +16,7 @@ class AccountSnapshot(models.Model):
 
     taken_at = models.DateTimeField(db_index=True)
     exchange = models.CharField(max_length=10)
+    account = models.CharField(max_length=64, default="", db_index=True, help_text="The exchange account it was read from.")
     asset = models.CharField(max_length=10, default="USDT")
     wallet_balance = models.DecimalField(**AMOUNT)
     available_balance = models.DecimalField(**AMOUNT)

@@ -112,7 +112,10 @@ def main() -> None:
         with serving(env, web_workers=args.web_workers) as base:
             fixed_rate(base, rate=args.rate, seconds=2)  # warm-up: connections, imports, caches
             latencies, codes = fixed_rate(base, rate=args.rate, seconds=args.seconds)
-            print(f"[{broker}] {args.rate} req/s for {args.seconds} s: ack latency ms {summary(latencies)}; answers {json.dumps(codes)}")
+            print(
+                f"[{broker}] {args.rate} req/s for {args.seconds} s: ack latency ms {summary(latencies)}; "
+                f"answers {json.dumps(codes)}"
+            )
             print(f"[{broker}] saturated ({args.seconds} s, 32 connections): {saturated(base, seconds=args.seconds)}")
 
 

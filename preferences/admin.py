@@ -7,14 +7,17 @@ from preferences.models import StrategyPreference
 @admin.register(StrategyPreference)
 class StrategyPreferenceAdmin(admin.ModelAdmin):
     form = StrategyPreferenceForm
-    list_display = ["name", "enabled", "product_list", "direction", "leverage", "margin_type", "sizing", "allocation_pct", "own_passphrase", "updated_at"]
+    list_display = [
+        "name", "enabled", "product_list", "direction", "leverage", "margin_type", "sizing", "allocation_pct", "own_passphrase",
+        "updated_at",
+    ]
     list_filter = ["enabled", "direction", "margin_type", "sizing"]
     list_editable = ["enabled"]
     search_fields = ["name", "notes"]
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "enabled", "products", "notes"]}),
-        ("Trading", {"fields": ["direction", "sizing", "allocation_pct", "leverage", "margin_type"]}),
+        ("Trading", {"fields": ["direction", "sizing", "allocation_pct", "leverage", "margin_type", "price_tolerance_pct"]}),
         ("Webhook", {"fields": ["new_passphrase", "clear_passphrase", "max_signal_age"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]

@@ -7,7 +7,7 @@ from preferences.models import StrategyPreference
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
 
 
-def parse_products(value: str | list) -> list[str]:
+def parse_products(value: str | list[str] | None) -> list[str]:
     """Symbols from a list or a comma/space-separated string, upper-cased, de-duplicated, in order."""
     items = value if isinstance(value, list) else re.split(r"[\s,]+", value or "")
     symbols = [str(item).strip().upper() for item in items if str(item).strip()]
@@ -18,10 +18,11 @@ def parse_products(value: str | list) -> list[str]:
 
 
 class ProductsField(forms.CharField):
-    def prepare_value(self, value):
+    def prepare_value(self, value: str | list[str] | None) -> str | None:
         return ", ".join(value) if isinstance(value, list) else value
 
-    def to_python(self, value) -> list[str]:
+    # Cleans to a list of symbols, not the str a CharField's stub promises; Django itself accepts any value.
+    def to_python(self, value: str | list[str] | None) -> list[str]:  # type: ignore[override]
         return parse_products(value)
 
 
@@ -39,7 +40,7 @@ class StrategyPreferenceForm(forms.ModelForm):
         model = StrategyPreference
         fields = [
             "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
-            "max_signal_age", "notes",
+            "price_tolerance_pct", "max_signal_age", "notes",
         ]
 
     def clean_new_passphrase(self) -> str:

@@ -39,6 +39,15 @@ class StrategyPreference(models.Model):
         validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("100"))],
         help_text="Percent of account equity per position, before leverage (0 < x ≤ 100).",
     )
+    price_tolerance_pct = models.DecimalField(
+        "price tolerance %",
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal("5"),
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("100"))],
+        help_text="An alert's price further than this from the mark price is not trusted: the order is sized at the "
+        "mark price instead, and the execution says so.",
+    )
     passphrase_hash = models.CharField(
         max_length=64, blank=True, editable=False, help_text="SHA-256 of the strategy's own webhook passphrase, if any."
     )

@@ -1,8 +1,8 @@
-pytest_plugins = ["tests.fakes.fixtures"]
-
 import pytest
 
 from tests.support.queue import clear_queue
+
+pytest_plugins = ["tests.fakes.fixtures"]
 
 
 @pytest.fixture(autouse=True)

@@ -3,3 +3,11 @@ from django.apps import AppConfig
 
 class TradingConfig(AppConfig):
     name = "trading"
+
+    def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        from trading.recovery import watch_start
+
+        # Every qcluster worker process looks for lost work from its first second (trading/recovery.py).
+        post_spawn.connect(watch_start, dispatch_uid="trading.recovery.watch_start")

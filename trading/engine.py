@@ -5,8 +5,10 @@ Whether a `sell` opens a short, closes a long, or reverses one into the other de
 position at the moment of execution, which is why this runs in the worker, not in the webhook.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from enum import StrEnum
+from typing import Any
 
 from trading.exchange.base import SymbolRules
 
@@ -29,6 +31,7 @@ class Preference:
     sizing: str = "allocation"  # allocation, signal
     allocation_pct: Decimal = Decimal(10)
     leverage: int = 1
+    price_tolerance_pct: Decimal = Decimal(5)  # how far the alert's price may be from the mark price
 
 
 @dataclass(frozen=True)
@@ -48,32 +51,83 @@ class Leg:
     reduce_only: bool
     position_side: str  # BOTH in one-way mode, LONG/SHORT in hedge mode
 
+    @property
+    def opens(self) -> bool:
+        return self.purpose != "close"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "quantity": plain(self.quantity)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Leg":
+        return cls(purpose=data["purpose"], side=data["side"], quantity=Decimal(data["quantity"]),
+                   reduce_only=bool(data["reduce_only"]), position_side=data.get("position_side", "BOTH"))
+
+
+class Outcome(StrEnum):
+    TRADE = "trade"  # legs to send
+    NOTHING = "nothing"  # nothing to do (e.g. closing when flat)
+    FILTERED = "filtered"  # the strategy's preferences say no
+    REFUSED = "refused"  # an order would break a rule or lacks an input; nothing sent
+
 
 @dataclass(frozen=True)
 class Plan:
-    """`outcome`: trade (legs to send), nothing (nothing to do), filtered (preferences say no),
-    refused (an order would break a rule or lacks an input; nothing sent)."""
-
-    outcome: str
+    outcome: Outcome
     reason: str
     legs: tuple[Leg, ...] = ()
-    sizing: dict = field(default_factory=dict)
+    sizing: dict[str, Any] = field(default_factory=dict)  # the inputs of the quantity, for the record
+    price: Decimal | None = None  # the price the legs were sized and checked at
 
-    def as_dict(self) -> dict:
+    @property
+    def opens(self) -> bool:
+        return any(leg.opens for leg in self.legs)
+
+    def as_dict(self) -> dict[str, Any]:
         return {
-            "outcome": self.outcome,
+            "outcome": str(self.outcome),
             "reason": self.reason,
-            "legs": [{**leg.__dict__, "quantity": plain(leg.quantity)} for leg in self.legs],
+            "legs": [leg.as_dict() for leg in self.legs],
             "sizing": self.sizing,
+            "price": None if self.price is None else plain(self.price),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Plan":
+        return cls(
+            outcome=Outcome(data["outcome"]),
+            reason=data.get("reason", ""),
+            legs=tuple(Leg.from_dict(leg) for leg in data.get("legs", [])),
+            sizing=data.get("sizing", {}),
+            price=Decimal(data["price"]) if data.get("price") else None,
+        )
+
+
+@dataclass(frozen=True)
+class PriceChoice:
+    price: Decimal | None
+    note: str = ""  # said in the plan's reason when the alert's price was not used
+
+
+def choose_price(alert: Decimal | None, mark: Decimal | None, tolerance_pct: Decimal) -> PriceChoice:
+    """The price to size at: the alert's, unless it is missing or further than the tolerance from the
+    mark price (a mis-scaled `{{close}}`, ×10 or ×1000), in which case the mark price, said so."""
+    if alert is None or mark is None or mark <= 0:
+        return PriceChoice(alert if alert is not None else mark)
+    off_pct = abs(alert - mark) / mark * HUNDRED
+    if off_pct <= tolerance_pct:
+        return PriceChoice(alert)
+    return PriceChoice(mark, f"the alert's price {plain(alert)} is {off_pct:.1f}% from the mark price {plain(mark)} "
+                             f"(tolerance {plain(tolerance_pct)}%): sized at the mark price")
 
 
 def plan(*, intent: Intent, preference: Preference, book: Book, rules: SymbolRules,
-         price: Decimal | None, equity: Decimal | None) -> Plan:
+         mark: Decimal | None, equity: Decimal | None) -> Plan:
+    """`mark` is the exchange's mark price, when known: entries are checked and sized against it."""
     side = entry_side(intent)
     if side is None:
         return _plan_close(intent.action, book, rules)
-    return _plan_entry(side, intent, preference, book, rules, price, equity)
+    return _plan_entry(side, intent, preference, book, rules, mark, equity)
 
 
 def entry_side(intent: Intent) -> str | None:
@@ -93,62 +147,68 @@ def _plan_close(action: str, book: Book, rules: SymbolRules) -> Plan:
     open_sides = [held for held in sides if _held(book, held) > 0]
     if not open_sides:
         what = "position" if len(sides) == 2 else f"{sides[0]} position"
-        return Plan("nothing", f"nothing to close: there is no {what} open")
-    legs = tuple(_close_leg(held, book) for held in open_sides)
-    return Plan("trade", "close " + " and ".join(f"{held} {plain(_held(book, held))}" for held in open_sides), legs)
+        return Plan(Outcome.NOTHING, f"nothing to close: there is no {what} open")
+    legs = tuple(leg for held in open_sides for leg in _close_legs(held, book, rules))
+    return Plan(Outcome.TRADE, "close " + " and ".join(f"{held} {plain(_held(book, held))}" for held in open_sides), legs)
 
 
 def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, rules: SymbolRules,
-                price: Decimal | None, equity: Decimal | None) -> Plan:
+                mark: Decimal | None, equity: Decimal | None) -> Plan:
     opposite = "short" if side == "long" else "long"
     allowed = preference.direction in (side, "both")
-    legs: list[Leg] = []
-    if _held(book, opposite) > 0:
-        legs.append(_close_leg(opposite, book))
+    legs: list[Leg] = list(_close_legs(opposite, book, rules)) if _held(book, opposite) > 0 else []
     if not allowed:
         if legs:
-            return Plan("trade", f"close the {opposite} position: the strategy trades {preference.direction} only", tuple(legs))
+            return Plan(Outcome.TRADE, f"close the {opposite} position: the strategy trades {preference.direction} only",
+                        tuple(legs))
         return Plan(
-            "filtered",
+            Outcome.FILTERED,
             f"filtered by direction: the strategy trades {preference.direction} only, and a "
             f"{intent.action} with no {opposite} position open would open a {side}",
         )
+    choice = choose_price(intent.price, mark, preference.price_tolerance_pct)
+    price = choice.price
     quantity, sizing, problem = _size(intent, preference, rules, price, equity)
     if problem is None:
         problem = rules.violation(quantity, price)
+    note = f"; {choice.note}" if choice.note else ""
     if problem:
         if legs:
-            return Plan("trade", f"close the {opposite} position; the {side} was not opened: {problem}", tuple(legs), sizing)
-        return Plan("refused", f"no order sent: {problem}", (), sizing)
+            return Plan(Outcome.TRADE, f"close the {opposite} position; the {side} was not opened: {problem}{note}",
+                        tuple(legs), sizing, price)
+        return Plan(Outcome.REFUSED, f"no order sent: {problem}{note}", (), sizing, price)
     purpose = "add" if _held(book, side) > 0 else "open"
     legs.append(_open_leg(side, quantity, purpose, book))
-    reason = f"{'reverse to' if len(legs) == 2 else purpose} {side} {plain(quantity)}"
-    return Plan("trade", reason, tuple(legs), sizing)
+    reason = f"{'reverse to' if len(legs) > 1 else purpose} {side} {plain(quantity)}{note}"
+    return Plan(Outcome.TRADE, reason, tuple(legs), sizing, price)
 
 
 def _size(intent: Intent, preference: Preference, rules: SymbolRules, price: Decimal | None,
-          equity: Decimal | None) -> tuple[Decimal, dict, str | None]:
+          equity: Decimal | None) -> tuple[Decimal, dict[str, Any], str | None]:
     """The quantity to open, rounded down to the symbol's step, with what it was computed from."""
     if preference.sizing == "signal":
         if not intent.quantity:
             return Decimal(0), {"mode": "signal"}, "sizing is 'signal quantity' but the alert carried no quantity"
         quantity = rules.round_quantity(intent.quantity)
-        return quantity, {"mode": "signal", "requested": format(intent.quantity, "f"), "quantity": format(quantity, "f")}, None
+        return quantity, {"mode": "signal", "requested": plain(intent.quantity), "quantity": plain(quantity)}, None
     if not price:
-        return Decimal(0), {"mode": "allocation"}, "no price to size the order with (the alert had none and no mark price was known)"
-    if equity is None or equity <= 0:
-        return Decimal(0), {"mode": "allocation"}, f"account equity is {equity or 0} USDT: nothing to allocate"
+        problem = "no price to size the order with (the alert had none and no mark price was known)"
+        return Decimal(0), {"mode": "allocation"}, problem
+    if equity is None:
+        return Decimal(0), {"mode": "allocation"}, "the account's equity is not known: nothing to size the order from"
+    if equity <= 0:
+        return Decimal(0), {"mode": "allocation"}, f"account equity is {plain(equity)} USDT: nothing to allocate"
     raw = preference.allocation_pct / HUNDRED * equity * preference.leverage / price
     quantity = rules.round_quantity(raw)
     sizing = {
         "mode": "allocation",
-        "allocation_pct": format(preference.allocation_pct, "f"),
-        "equity": format(equity, "f"),
+        "allocation_pct": plain(preference.allocation_pct),
+        "equity": plain(equity),
         "leverage": preference.leverage,
-        "price": format(price, "f"),
-        "unrounded": format(raw.quantize(Decimal("1e-12")).normalize(), "f"),
-        "quantity": format(quantity, "f"),
-        "step": format(rules.step_size, "f"),
+        "price": plain(price),
+        "unrounded": plain(raw.quantize(Decimal("1e-12"))),
+        "quantity": plain(quantity),
+        "step": plain(rules.step_size),
     }
     return quantity, sizing, None
 
@@ -157,14 +217,21 @@ def _held(book: Book, side: str) -> Decimal:
     return book.long if side == "long" else book.short
 
 
-def _close_leg(side: str, book: Book) -> Leg:
-    return Leg(
-        purpose="close",
-        side="SELL" if side == "long" else "BUY",
-        quantity=_held(book, side),
-        reduce_only=not book.hedge_mode,  # hedge mode refuses reduceOnly; positionSide says it all
-        position_side=side.upper() if book.hedge_mode else "BOTH",
-    )
+def _close_legs(side: str, book: Book, rules: SymbolRules) -> list[Leg]:
+    """Reduce-only legs for the whole side, each within the market-order maximum (a position larger
+    than that — built by adds — cannot be closed by one market order)."""
+    remaining, legs = _held(book, side), []
+    while remaining > 0:
+        quantity = min(remaining, rules.max_qty)
+        remaining -= quantity
+        legs.append(Leg(
+            purpose="close",
+            side="SELL" if side == "long" else "BUY",
+            quantity=quantity,
+            reduce_only=not book.hedge_mode,  # hedge mode refuses reduceOnly; positionSide says it all
+            position_side=side.upper() if book.hedge_mode else "BOTH",
+        ))
+    return legs
 
 
 def _open_leg(side: str, quantity: Decimal, purpose: str, book: Book) -> Leg:

@@ -1,5 +1,6 @@
 """Hands a stored signal to the worker. The only module that knows how jobs are queued."""
 
+import logging
 from functools import cache
 
 from django.conf import settings
@@ -8,6 +9,8 @@ from django_q.brokers import Broker, get_broker
 from django_q.tasks import async_task
 
 EXECUTE_TASK = "trading.tasks.execute_signal"
+
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -24,13 +27,27 @@ def enqueue_execution(signal_id: int) -> None:
     """Queue execution of a stored signal; call it inside the transaction that stored the signal.
 
     With the ORM broker the job row joins that transaction: signal and job commit together or not
-    at all. Redis cannot join it, so the job is queued right after the commit; should that fail,
-    the signal stays `queued` and the sweeper (trading.tasks.sweep) queues it again.
+    at all. Redis cannot join it, so the job is queued right after the commit; should Redis be
+    unreachable then, the signal is stored and `queued` all the same, and the workers' recovery
+    watch (trading/recovery.py) queues it within seconds of Redis answering again.
     """
     if uses_orm_broker():
         _send(signal_id)
     else:
-        transaction.on_commit(lambda: _send(signal_id))
+        transaction.on_commit(lambda: _send_or_leave_to_recovery(signal_id))
+
+
+def enqueue_again(signal_id: int) -> None:
+    """Queue a stored signal whose task was lost (recovery); raises if the broker is unreachable."""
+    _send(signal_id)
+
+
+def _send_or_leave_to_recovery(signal_id: int) -> None:
+    try:
+        _send(signal_id)
+    except Exception as error:  # the signal is committed: answering 5xx would make TradingView resend it
+        logger.error("signal %s is stored but could not be queued (%s: %s); recovery will queue it",
+                     signal_id, type(error).__name__, error)
 
 
 def _send(signal_id: int) -> None:

@@ -1,12 +1,8 @@
 """django-q2 tasks: they take ids, load, and call a service. Each is safe to run twice."""
 
-import socket
-
-from django.utils import timezone
-
-from trading.models import Signal, WorkerHeartbeat
+from trading.models import Signal
+from trading.recovery import heartbeat, orders_resolve, pending_resume
 from trading.services import symbol_drain
-from trading.upkeep import stuck_signals_requeue
 
 
 def execute_signal(signal_id: int) -> str:
@@ -19,7 +15,9 @@ def execute_signal(signal_id: int) -> str:
 
 
 def sweep() -> str:
-    """Every minute: prove the worker is alive (/health reads it) and re-queue stuck signals."""
-    WorkerHeartbeat.objects.update_or_create(name="worker", defaults={"beat_at": timezone.now(), "host": socket.gethostname()})
-    requeued = stuck_signals_requeue()
-    return f"heartbeat; re-queued {requeued}" if requeued else "heartbeat"
+    """Every minute, a backstop to the workers' recovery watch: prove the worker is alive (/health
+    reads it), queue again signals whose task was lost, and resolve orders left `unknown`."""
+    heartbeat()
+    requeued = pending_resume()
+    resolved = orders_resolve()
+    return f"heartbeat; re-queued {requeued}; resolved {resolved} order(s)"

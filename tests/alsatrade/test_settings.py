@@ -9,11 +9,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "k" * 20 + "-production-like-secret-key-0123456789abcdefXYZ", "ALLOWED_HOSTS": "trade.example.com"}
+PRODUCTION = {
+    "DEBUG": "0", "SECRET_KEY": "k" * 20 + "-production-like-secret-key-0123456789abcdefXYZ", "ALLOWED_HOSTS": "trade.example.com"
+}
 
 
 def start(env: dict, code: str = "import django; django.setup()") -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "EXCHANGE", "WEBHOOK_PASSPHRASE", "DATABASE_URL", "REDIS_URL"}}
+    clean = {
+        k: v for k, v in os.environ.items()
+        if k not in {"DEBUG", "SECRET_KEY", "EXCHANGE", "WEBHOOK_PASSPHRASE", "DATABASE_URL", "REDIS_URL"}
+    }
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -56,7 +61,10 @@ def test_it_starts_on_defaults_in_paper_mode_on_sqlite():
 
 
 def test_it_uses_the_redis_broker_and_production_url_when_told():
-    code = "import django; django.setup(); from django.conf import settings as s; print(s.Q_CLUSTER.get('redis'), 'orm' in s.Q_CLUSTER, s.BINANCE_BASE_URL)"
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.Q_CLUSTER.get('redis'), 'orm' in s.Q_CLUSTER, s.BINANCE_BASE_URL)"
+    )
     result = start({"DEBUG": "1", "REDIS_URL": "redis://127.0.0.1:6379/3", "BINANCE_USE_TESTNET": "0"}, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["redis://127.0.0.1:6379/3", "False", "https://fapi.binance.com"]

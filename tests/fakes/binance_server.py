@@ -95,8 +95,9 @@ class FakeBinance:
     def stall_next(self, path: str, seconds: float, *, method: str = "POST") -> None:
         self.faults.append(Fault(method, path, "stall", seconds=seconds))
 
-    def rate_limit_next(self, path: str, *, retry_after: int = 1, method: str = "POST") -> None:
-        self.faults.append(Fault(method, path, "rate_limit", status=429, seconds=retry_after))
+    def rate_limit_next(self, path: str, *, retry_after: int = 1, method: str = "POST", status: int = 429) -> None:
+        """429 (slow down) or 418 (banned), with Retry-After."""
+        self.faults.append(Fault(method, path, "rate_limit", status=status, seconds=retry_after))
 
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
@@ -115,7 +116,7 @@ class FakeBinance:
             fault = self._take_fault(method, path)
         try:
             if fault and fault.kind == "rate_limit":
-                raise Answer(429, {"code": -1003, "msg": "Too many requests; current limit is 2400 weight per minute."},
+                raise Answer(fault.status, {"code": -1003, "msg": "Too many requests; current limit is 2400 weight per minute."},
                              {"Retry-After": str(int(fault.seconds))})
             if fault and fault.kind == "status":
                 raise Answer(fault.status, {"code": fault.code, "msg": fault.msg or "Service Unavailable."})
@@ -157,7 +158,9 @@ class FakeBinance:
         routes = {
             ("GET", "/fapi/v1/time"): lambda: {"serverTime": self.server_ms()},
             ("GET", "/fapi/v1/exchangeInfo"): lambda: json.loads(SNAPSHOT.read_text()),
-            ("GET", "/fapi/v1/premiumIndex"): lambda: {"symbol": params["symbol"], "markPrice": str(self._price(params["symbol"]))},
+            ("GET", "/fapi/v1/premiumIndex"): lambda: {
+                "symbol": params["symbol"], "markPrice": str(self._price(params["symbol"]))
+            },
             ("POST", "/fapi/v1/order"): lambda: self._new_order(params),
             ("GET", "/fapi/v1/order"): lambda: self._query_order(params),
             ("POST", "/fapi/v1/leverage"): lambda: self._set_leverage(params),
@@ -180,6 +183,7 @@ class FakeBinance:
         symbol, side = params["symbol"], params["side"]
         price = self._price(symbol)
         rules = bundled_rules()[symbol]
+        _check_precision(params["quantity"], rules.step_size)
         quantity = Decimal(params["quantity"])
         position_side = params.get("positionSide", "BOTH")
         reduce_only = params.get("reduceOnly") == "true"
@@ -259,6 +263,14 @@ class FakeBinance:
              "markPrice": str(self.prices.get(s, e)), "unRealizedProfit": str((self.prices.get(s, e) - e) * a)}
             for (s, side), (a, e) in self.positions.items() if a != 0
         ]
+
+
+def _check_precision(text: str, step: Decimal) -> None:
+    """Binance reads the string: "0.1110000000" has more decimals than a 0.001 step allows (-1111),
+    although it is the same number as "0.111"."""
+    decimals = len(text.partition(".")[2])
+    if decimals > max(0, -step.normalize().as_tuple().exponent) or "e" in text.lower():
+        raise Answer(400, {"code": -1111, "msg": "Precision is over the maximum defined for this asset."})
 
 
 def _handler(fake: FakeBinance):

@@ -1,8 +1,8 @@
 """Read and run the jobs queued on whichever broker the settings chose (ORM or Redis)."""
 
-from django_q.signing import SignedPackage
-from django_q.models import OrmQ
 from django.utils.module_loading import import_string
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
 
 from trading.queue import broker, uses_orm_broker
 
@@ -12,7 +12,10 @@ def queued_jobs() -> list[dict]:
     if uses_orm_broker():
         return [SignedPackage.loads(row.payload) for row in OrmQ.objects.order_by("id")]
     connection = broker().connection
-    return [SignedPackage.loads(raw.decode() if isinstance(raw, bytes) else raw) for raw in connection.lrange(broker().list_key, 0, -1)]
+    return [
+        SignedPackage.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        for raw in connection.lrange(broker().list_key, 0, -1)
+    ]
 
 
 def clear_queue() -> None:

@@ -48,7 +48,10 @@ def alert(client, action="buy", symbol="BTCUSDT", *, execute=True, **fields) -> 
 
 
 def sent(fake) -> list[dict]:
-    return [{k: r.params.get(k) for k in ("symbol", "side", "quantity", "reduceOnly")} for r in fake.requests_to("/fapi/v1/order", "POST")]
+    return [
+        {k: r.params.get(k) for k in ("symbol", "side", "quantity", "reduceOnly")}
+        for r in fake.requests_to("/fapi/v1/order", "POST")
+    ]
 
 
 def test_it_fills_the_seed_example_sized_from_equity(client, strategy, binance_fake):
@@ -92,7 +95,9 @@ def test_it_closes_the_whole_position_with_one_reduce_only_order(client, strateg
 def test_it_reverses_a_long_into_a_short(client, strategy, binance_fake):
     alert(client)
     reverse = alert(client, "sell")
-    assert [(o["side"], o["quantity"], o["reduceOnly"]) for o in sent(binance_fake)[1:]] == [("SELL", "0.111", "true"), ("SELL", "0.111", None)]
+    assert [(o["side"], o["quantity"], o["reduceOnly"]) for o in sent(binance_fake)[1:]] == [
+        ("SELL", "0.111", "true"), ("SELL", "0.111", None)
+    ]
     assert binance_fake.position("BTCUSDT") == D("-0.111")
     assert Execution.objects.get(signal=reverse).orders.count() == 2
 
@@ -206,7 +211,9 @@ def test_it_looks_up_instead_of_resending_after_a_worker_died_mid_order(client, 
     signal = alert(client)
     execution = Execution.objects.get(signal=signal)
     # Rewind our records to the instant after the request left and before its answer was saved.
-    Order.objects.filter(execution=execution).update(status="sent", exchange_order_id="", executed_qty=0, avg_price=None)
+    Order.objects.filter(execution=execution).update(
+        status="sent", exchange_order_id="", executed_qty=0, applied_qty=0, avg_price=None
+    )
     Execution.objects.filter(pk=execution.pk).update(status="running", finished_at=None)
     Signal.objects.filter(pk=signal.pk).update(status="executing")
     Position.objects.all().delete()

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from trading.engine import Book, Intent, Leg, Preference, plan
+from trading.engine import Book, Intent, Leg, Outcome, Plan, Preference, plan
 from trading.exchange.rules import bundled_rules_for
 
 D = Decimal
@@ -12,11 +12,12 @@ BTC = bundled_rules_for("BTCUSDT")  # step 0.001, min notional 100
 
 
 def run(action: str, *, book: Book = Book(), preference: Preference = Preference(), price: str | None = "45000",
-        equity: str | None = "10000", quantity: str | None = None, market_position: str = "", rules=BTC):
+        equity: str | None = "10000", quantity: str | None = None, market_position: str = "", rules=BTC,
+        mark: str | None = None):
     intent = Intent(action=action, quantity=D(quantity) if quantity else None, price=D(price) if price else None,
                     market_position=market_position)
     return plan(intent=intent, preference=preference, book=book, rules=rules,
-                price=D(price) if price else None, equity=D(equity) if equity else None)
+                mark=D(mark) if mark else None, equity=D(equity) if equity else None)
 
 
 def test_it_sizes_the_seed_example_from_allocation_equity_and_leverage():
@@ -117,7 +118,9 @@ def test_it_uses_position_sides_and_no_reduce_only_in_hedge_mode():
 
 def test_it_closes_both_sides_in_hedge_mode():
     result = run("close", book=Book(long=D("1"), short=D("2"), hedge_mode=True))
-    assert [(leg.side, leg.position_side, leg.quantity) for leg in result.legs] == [("SELL", "LONG", D("1")), ("BUY", "SHORT", D("2"))]
+    assert [(leg.side, leg.position_side, leg.quantity) for leg in result.legs] == [
+        ("SELL", "LONG", D("1")), ("BUY", "SHORT", D("2"))
+    ]
 
 
 def test_it_refuses_allocation_sizing_without_a_price():
@@ -129,3 +132,84 @@ def test_it_rounds_down_on_coarse_steps():
     doge = bundled_rules_for("DOGEUSDT")  # step 1
     result = run("buy", rules=doge, price="0.1234", preference=Preference(allocation_pct=D("1")))  # 100 USDT / 0.1234
     assert result.legs[0].quantity == D("810")
+
+
+# --- the price an entry is sized at (finding 9) ------------------------------------------------------
+def test_it_sizes_at_the_alerts_price_within_the_tolerance_of_the_mark():
+    result = run("buy", price="45900", mark="45000", preference=Preference(leverage=5))  # 2% off
+    assert result.price == D("45900") and "mark price" not in result.reason
+
+
+@pytest.mark.parametrize("alert", ["450000", "45", "45000000"])
+def test_it_sizes_at_the_mark_price_when_the_alerts_price_is_mis_scaled(alert):
+    result = run("buy", price=alert, mark="45000", preference=Preference(leverage=5))
+    assert result.outcome == "trade" and result.price == D("45000")
+    assert result.legs[0].quantity == D("0.111")  # 10% × 10,000 × 5 ÷ 45,000, not ÷ the alert's price
+    assert f"the alert's price {alert} is" in result.reason and "sized at the mark price" in result.reason
+
+
+def test_it_takes_each_strategys_own_price_tolerance():
+    loose = Preference(price_tolerance_pct=D(20))
+    assert run("buy", price="50000", mark="45000", preference=loose).price == D("50000")  # 11% off
+    assert run("buy", price="50000", mark="45000").price == D("45000")
+
+
+def test_it_sizes_at_the_mark_price_when_the_alert_has_none():
+    assert run("buy", price=None, mark="45000").price == D("45000")
+
+
+# --- boundaries (finding 11) ----------------------------------------------------------------------
+def test_it_sends_an_order_at_exactly_the_minimum_notional():
+    # signal sizing 0.002 BTC at 50,000 = exactly 100 USDT, BTCUSDT's minimum
+    result = run("buy", price="50000", quantity="0.002", preference=Preference(sizing="signal"))
+    assert result.outcome == "trade" and result.legs[0].quantity == D("0.002")
+
+
+def test_it_refuses_an_order_a_step_below_the_minimum_notional():
+    result = run("buy", price="49999.9", quantity="0.002", preference=Preference(sizing="signal"))
+    assert result.outcome == "refused" and "below BTCUSDT's minimum of 100 USDT" in result.reason
+
+
+def test_it_sends_an_order_at_exactly_the_market_lot_maximum():
+    result = run("buy", quantity=str(BTC.max_qty), price="45000", equity="100000000", preference=Preference(sizing="signal"))
+    assert result.outcome == "trade" and result.legs[0].quantity == BTC.max_qty
+
+
+def test_it_refuses_an_order_a_step_above_the_market_lot_maximum():
+    result = run("buy", quantity=str(BTC.max_qty + BTC.step_size), preference=Preference(sizing="signal"))
+    assert result.outcome == "refused" and "market-order maximum" in result.reason
+
+
+def test_it_refuses_zero_equity_with_its_own_reason():
+    result = run("buy", equity="0")
+    assert result.outcome == "refused" and "account equity is 0 USDT: nothing to allocate" in result.reason
+
+
+def test_it_refuses_unknown_equity_with_its_own_reason():
+    result = run("buy", equity=None)
+    assert result.outcome == "refused" and "equity is not known" in result.reason
+
+
+# --- closes beyond the market-lot maximum, rounding, the stored plan (finding 10) ------------------
+def test_it_splits_a_close_larger_than_the_market_lot_maximum():
+    held = BTC.max_qty * 2 + D("0.5")
+    result = run("close", book=Book(long=held))
+    assert [leg.quantity for leg in result.legs] == [BTC.max_qty, BTC.max_qty, D("0.5")]
+    assert all(leg.reduce_only and leg.side == "SELL" and leg.purpose == "close" for leg in result.legs)
+
+
+def test_it_never_rounds_a_quantity_of_many_digits_up():
+    huge = D("12345678901234567890.123456789")  # 29 significant digits: past Decimal's default precision
+    assert BTC.round_quantity(huge) == D("12345678901234567890.123")
+    assert BTC.round_quantity(D("0.99999999999999999999999999999")) == D("0.999")
+
+
+def test_it_formats_a_quantity_to_the_symbols_step_for_the_wire():
+    assert BTC.format_quantity(D("0.1110000000")) == "0.111"
+    assert bundled_rules_for("DOGEUSDT").format_quantity(D("40518.0000000000")) == "40518"
+
+
+def test_it_reads_a_stored_plan_back_as_the_same_plan():
+    result = run("sell", book=Book(long=D("0.2")), mark="45000", preference=Preference(leverage=5))
+    again = Plan.from_dict(result.as_dict())
+    assert again == result and again.outcome is Outcome.TRADE and again.opens

@@ -7,11 +7,11 @@ import pytest
 from django.utils import timezone
 
 from preferences.models import StrategyPreference
+from tests.support.queue import queued_jobs
 from trading import lanes, services
 from trading.exchange import reset_exchange
 from trading.models import Execution, Order, PaperOrder, Position, Signal, SymbolLane, SymbolSetting, WorkerHeartbeat
 from trading.tasks import execute_signal, sweep
-from tests.support.queue import queued_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +75,7 @@ def test_it_sets_leverage_and_margin_type_once_per_symbol(strategy):
     execute_signal(queued(strategy).pk)
     execute_signal(queued(strategy).pk)
     setting = SymbolSetting.objects.get(symbol="BTCUSDT")
-    assert (setting.exchange, setting.leverage, setting.margin_type) == ("paper", 5, "cross")
+    assert (setting.account, setting.leverage, setting.margin_type) == ("paper", 5, "cross")
 
 
 def test_it_acts_once_when_the_task_runs_twice(strategy):
@@ -105,10 +105,11 @@ def test_it_executes_a_symbols_signals_in_the_order_they_arrived(strategy):
 
 def test_it_leaves_a_signal_to_the_lane_holder(strategy):
     signal = queued(strategy)
-    assert lanes.lane_acquire(symbol="BTCUSDT", holder="other-worker")
+    other = lanes.Lane.acquire("BTCUSDT")
+    assert other is not None
     assert execute_signal(signal.pk) == "BTCUSDT: lane busy or nothing pending"
     assert Signal.objects.get(pk=signal.pk).status == Signal.Status.QUEUED
-    lanes.lane_release(symbol="BTCUSDT", holder="other-worker")
+    other.release()
     execute_signal(signal.pk)
     assert Signal.objects.get(pk=signal.pk).status == Signal.Status.DONE
 
@@ -172,7 +173,9 @@ def test_it_finds_an_order_a_killed_worker_sent_instead_of_sending_it_again(stra
     execute_signal(signal.pk)
     # Rewind the record to the moment between the request leaving and its answer being saved.
     execution = Execution.objects.get(signal=signal)
-    Order.objects.filter(execution=execution).update(status=Order.Status.SENT, exchange_order_id="", executed_qty=0, avg_price=None)
+    Order.objects.filter(execution=execution).update(
+        status=Order.Status.SENT, exchange_order_id="", executed_qty=0, applied_qty=0, avg_price=None
+    )
     Execution.objects.filter(pk=execution.pk).update(status=Execution.Status.RUNNING, finished_at=None, acknowledged_at=None)
     Signal.objects.filter(pk=signal.pk).update(status=Signal.Status.EXECUTING)
     Position.objects.all().delete()
@@ -189,11 +192,15 @@ def test_it_finds_an_order_a_killed_worker_sent_instead_of_sending_it_again(stra
 
 def test_it_sends_an_order_a_killed_worker_recorded_but_never_sent(strategy):
     signal = queued(strategy)
-    execution = Execution.objects.create(signal=signal, strategy=strategy.name, symbol="BTCUSDT", exchange="paper",
-                                         received_at=signal.received_at, decision={"outcome": "trade", "reason": "open long 0.111", "legs": [
-                                             {"purpose": "open", "side": "BUY", "quantity": "0.111", "reduce_only": False, "position_side": "BOTH"}]})
-    Order.objects.create(execution=execution, leg=1, purpose="open", client_order_id=services.client_order_id(signal, 1), symbol="BTCUSDT",
-                         side="BUY", quantity=D("0.111"), status=Order.Status.SENT, sent_at=timezone.now() - timedelta(seconds=2))
+    execution = Execution.objects.create(
+        signal=signal, strategy=strategy.name, symbol="BTCUSDT", exchange="paper", received_at=signal.received_at,
+        decision={"outcome": "trade", "reason": "open long 0.111", "legs": [
+            {"purpose": "open", "side": "BUY", "quantity": "0.111", "reduce_only": False, "position_side": "BOTH"}]},
+    )
+    Order.objects.create(
+        execution=execution, leg=1, purpose="open", client_order_id=services.client_order_id(signal, 1), symbol="BTCUSDT",
+        side="BUY", quantity=D("0.111"), status=Order.Status.SENT, sent_at=timezone.now() - timedelta(seconds=2),
+    )
     Signal.objects.filter(pk=signal.pk).update(status=Signal.Status.EXECUTING)
     execute_signal(signal.pk)
     execution.refresh_from_db()
@@ -248,10 +255,14 @@ def test_it_does_not_send_a_remaining_leg_once_the_signal_is_too_old(strategy, s
     signal = queued(strategy, "sell", ago=45)
     legs = [{"purpose": "close", "side": "SELL", "quantity": "0.1", "reduce_only": True, "position_side": "BOTH"},
             {"purpose": "open", "side": "SELL", "quantity": "0.1", "reduce_only": False, "position_side": "BOTH"}]
-    execution = Execution.objects.create(signal=signal, strategy=strategy.name, symbol="BTCUSDT", exchange="paper",
-                                         received_at=signal.received_at, decision={"outcome": "trade", "reason": "reverse to short 0.1", "legs": legs})
-    Order.objects.create(execution=execution, leg=1, purpose="close", client_order_id="done-leg-1", symbol="BTCUSDT",
-                         side="SELL", quantity=D("0.1"), reduce_only=True, status="FILLED", executed_qty=D("0.1"), avg_price=D("45000"))
+    execution = Execution.objects.create(
+        signal=signal, strategy=strategy.name, symbol="BTCUSDT", exchange="paper", received_at=signal.received_at,
+        decision={"outcome": "trade", "reason": "reverse to short 0.1", "legs": legs},
+    )
+    Order.objects.create(
+        execution=execution, leg=1, purpose="close", client_order_id="done-leg-1", symbol="BTCUSDT",
+        side="SELL", quantity=D("0.1"), reduce_only=True, status="FILLED", executed_qty=D("0.1"), avg_price=D("45000"),
+    )
     Signal.objects.filter(pk=signal.pk).update(status=Signal.Status.EXECUTING)
     execute_signal(signal.pk)
     execution.refresh_from_db()

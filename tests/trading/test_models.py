@@ -23,13 +23,22 @@ def test_it_allows_one_signal_per_idempotency_key():
 
 def test_it_allows_one_order_per_client_order_id():
     signal = Signal.objects.create(idempotency_key="k")
-    execution = Execution.objects.create(signal=signal, strategy="s", symbol="BTCUSDT", exchange="paper", received_at=timezone.now())
-    Order.objects.create(execution=execution, leg=1, purpose="open", client_order_id="at-9-1", symbol="BTCUSDT", side="BUY", quantity=Decimal("1"))
+    execution = Execution.objects.create(
+        signal=signal, strategy="s", symbol="BTCUSDT", exchange="paper", received_at=timezone.now()
+    )
+    Order.objects.create(
+        execution=execution, leg=1, purpose="open", client_order_id="at-9-1", symbol="BTCUSDT", side="BUY", quantity=Decimal("1")
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        Order.objects.create(execution=execution, leg=2, purpose="open", client_order_id="at-9-1", symbol="BTCUSDT", side="BUY", quantity=Decimal("1"))
+        Order.objects.create(
+            execution=execution, leg=2, purpose="open", client_order_id="at-9-1", symbol="BTCUSDT", side="BUY",
+            quantity=Decimal("1"),
+        )
 
 
-@pytest.mark.parametrize("field, value", [("leverage", 0), ("leverage", 126), ("allocation_pct", Decimal("0")), ("allocation_pct", Decimal("100.01"))])
+@pytest.mark.parametrize(
+    "field, value", [("leverage", 0), ("leverage", 126), ("allocation_pct", Decimal("0")), ("allocation_pct", Decimal("100.01"))]
+)
 def test_it_enforces_strategy_bounds_in_the_database(field, value):
     with pytest.raises(IntegrityError), transaction.atomic():
         StrategyPreference.objects.create(name="x", **{field: value})
@@ -53,9 +62,11 @@ def test_it_keeps_amounts_as_exact_decimals():
 def test_it_computes_stage_latencies_in_milliseconds():
     now = timezone.now()
     signal = Signal.objects.create(idempotency_key="t")
-    execution = Execution(signal=signal, received_at=now, queued_at=now + timezone.timedelta(milliseconds=2),
-                          started_at=now + timezone.timedelta(milliseconds=30), sent_at=now + timezone.timedelta(milliseconds=31),
-                          acknowledged_at=now + timezone.timedelta(milliseconds=80), finished_at=now + timezone.timedelta(milliseconds=85))
+    execution = Execution(
+        signal=signal, received_at=now, queued_at=now + timezone.timedelta(milliseconds=2),
+        started_at=now + timezone.timedelta(milliseconds=30), sent_at=now + timezone.timedelta(milliseconds=31),
+        acknowledged_at=now + timezone.timedelta(milliseconds=80), finished_at=now + timezone.timedelta(milliseconds=85),
+    )
     assert execution.latency_ms == Decimal("80.0")
     assert execution.stage_ms == {"queue": Decimal("2.0"), "dispatch": Decimal("28.0"), "prepare": Decimal("1.0"),
                                   "exchange": Decimal("49.0"), "total": Decimal("85.0")}

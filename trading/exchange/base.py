@@ -1,12 +1,14 @@
 """The exchange interface: what the engine and services may ask of any exchange adapter.
 
-Adapters (binance.py, paper.py) are the only code that knows an exchange's wire format. They speak
-Decimal and these dataclasses, and raise only the ExchangeError family below.
+Adapters (binance.py, paper.py) are the only code that knows an exchange's wire format, error codes
+and order statuses. They speak Decimal and these dataclasses, and raise only the ExchangeError
+family below.
 """
 
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
-from typing import Protocol
+from decimal import ROUND_DOWN, Decimal, localcontext
+from enum import StrEnum
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -16,14 +18,22 @@ class SymbolRules:
     symbol: str
     step_size: Decimal
     min_qty: Decimal
-    max_qty: Decimal
+    max_qty: Decimal  # for market orders (MARKET_LOT_SIZE)
     tick_size: Decimal
     min_notional: Decimal
 
     def round_quantity(self, quantity: Decimal) -> Decimal:
-        """Round *down* to the step: never trade more than was asked for."""
-        steps = (quantity / self.step_size).to_integral_value(rounding=ROUND_DOWN)
-        return (steps * self.step_size).quantize(self.step_size)
+        """Round *down* to the step: never trade more than was asked for. Computed with enough
+        precision that no quantity, however many digits, is rounded up by the division."""
+        with localcontext() as exact:
+            exact.prec = 200
+            steps = (quantity / self.step_size).to_integral_value(rounding=ROUND_DOWN)
+            return (steps * self.step_size).quantize(self.step_size)
+
+    def format_quantity(self, quantity: Decimal) -> str:
+        """The quantity as the exchange accepts it: exactly the step's decimals, no exponent
+        (a quantity read back from a 10-decimal column is "0.1110000000"; -1111 refuses that)."""
+        return format(self.round_quantity(quantity), "f")
 
     def violation(self, quantity: Decimal, price: Decimal | None, *, reduce_only: bool = False) -> str | None:
         """The rule an order of `quantity` at about `price` would break, in plain words; None if none."""
@@ -41,6 +51,21 @@ class SymbolRules:
         return None
 
 
+class OrderState(StrEnum):
+    """An order's state at the exchange, in our words (adapters map theirs onto these)."""
+
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (OrderState.NEW, OrderState.PARTIALLY_FILLED)
+
+
 @dataclass(frozen=True)
 class OrderRequest:
     symbol: str
@@ -49,19 +74,19 @@ class OrderRequest:
     client_order_id: str  # ^[.A-Z:/a-z0-9_-]{1,36}$
     reduce_only: bool = False
     position_side: str = "BOTH"  # LONG/SHORT in hedge mode
-    price_hint: Decimal | None = None  # the signal's price: the paper exchange fills at it
+    price_hint: Decimal | None = None  # the price the order was sized from: the paper exchange fills at it
 
 
 @dataclass(frozen=True)
 class OrderResult:
     client_order_id: str
     exchange_order_id: str
-    status: str  # Binance order status: NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, REJECTED
+    state: OrderState
     executed_qty: Decimal
     avg_price: Decimal | None
     commission: Decimal | None = None
     realized_pnl: Decimal | None = None
-    raw: dict = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,12 +108,12 @@ class Balance:
     unrealized_pnl: Decimal
 
 
+# --- errors ------------------------------------------------------------------------------------------
 class ExchangeError(Exception):
-    """Base of every error an adapter raises. `reason` is for a trader; `code` is the exchange's."""
+    """Base of every error an adapter raises. `reason` is for a trader; `code` is the exchange's own,
+    kept for the record (services never compare against it)."""
 
-    kind = "unknown"
-
-    def __init__(self, reason: str, *, code: str = "", retry_after: float | None = None):
+    def __init__(self, reason: str, *, code: str = "", retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
@@ -98,31 +123,56 @@ class ExchangeError(Exception):
 class PermanentError(ExchangeError):
     """The exchange refused and will refuse again (bad quantity, no margin, bad key): never retry."""
 
-    kind = "permanent"
+
+class NothingToReduce(PermanentError):
+    """A reduce-only order found no position to reduce: our mirror of the position was out of date."""
+
+
+class PrecisionRejected(PermanentError):
+    """A quantity or price had more decimals or was smaller than the symbol allows."""
+
+
+class UnknownSymbol(PermanentError):
+    """The exchange does not trade this symbol."""
 
 
 class RetryableError(ExchangeError):
     """Nothing happened at the exchange (rate limit, clock drift, 5xx before sending): safe to retry."""
 
-    kind = "retryable"
 
-
-class OutcomeUnknownError(ExchangeError):
-    """The order may or may not exist (timeout or 503 after sending): look it up before resending."""
+class OutcomeUnknown(ExchangeError):
+    """The order may or may not exist (timeout or 503 after sending, or a lookup too early to be
+    conclusive): look it up again, after `retry_after` seconds, before sending anything."""
 
 
 class Exchange(Protocol):
-    name: str
+    name: str  # paper, binance
 
-    def place_market_order(self, order: OrderRequest) -> OrderResult: ...
+    @property
+    def account_id(self) -> str:
+        """Names the account (testnet and production keys are different accounts); no secret in it."""
+        ...
 
-    def get_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
-        """None when the exchange has no order with that client id."""
+    def order_stamp(self) -> int:
+        """The timestamp (exchange clock, ms) that an order sent now will carry. The caller records
+        it before sending: whether an order that was not found can still appear is judged from it."""
+        ...
+
+    def place_market_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
+        """Raises PermanentError (refused), RetryableError (nothing happened) or OutcomeUnknown."""
+        ...
+
+    def get_order(self, symbol: str, client_order_id: str, *, stamp: int | None) -> OrderResult | None:
+        """The exchange's word on an order sent with `stamp`. None only when it is conclusively
+        absent: it is not there and a request with that stamp can no longer be accepted; until then
+        OutcomeUnknown with the seconds to wait."""
+        ...
 
     def set_leverage(self, symbol: str, leverage: int) -> None: ...
 
     def set_margin_type(self, symbol: str, margin_type: str) -> None:
         """margin_type is "cross" or "isolated"; already set is success."""
+        ...
 
     def is_hedge_mode(self) -> bool: ...
 
@@ -130,9 +180,11 @@ class Exchange(Protocol):
 
     def get_positions(self) -> list[PositionInfo]:
         """Open positions only."""
+        ...
 
     def get_symbol_rules(self, symbol: str) -> SymbolRules:
-        """Cached; raises PermanentError for a symbol the exchange does not list."""
+        """Cached; raises UnknownSymbol for a symbol the exchange does not list."""
+        ...
 
     def get_mark_price(self, symbol: str) -> Decimal: ...
 

@@ -8,9 +8,12 @@ can read. Keys, secrets and signatures never appear in a reason.
 Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info
 """
 
+import hashlib
 import logging
 import time
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import requests
 from binance.error import ClientError, ServerError
@@ -19,19 +22,29 @@ from binance.um_futures import UMFutures
 from trading.exchange.base import (
     Balance,
     ExchangeError,
+    NothingToReduce,
     OrderRequest,
     OrderResult,
-    OutcomeUnknownError,
+    OrderState,
+    OutcomeUnknown,
     PermanentError,
     PositionInfo,
+    PrecisionRejected,
     RetryableError,
     SymbolRules,
+    UnknownSymbol,
 )
 from trading.exchange.rules import parse_exchange_info
 
 logger = logging.getLogger(__name__)
 
-RULES_MAX_AGE = 600  # seconds before a missing symbol triggers a fresh exchangeInfo
+RULES_MAX_AGE = 3600.0  # seconds: symbol filters change rarely; refreshed on use after this
+RULES_RETRY_AGE = 60.0  # seconds: an unknown symbol refetches exchangeInfo at most this often
+HEDGE_MODE_MAX_AGE = 60.0  # seconds: the position mode can be switched in Binance's own UI
+# An order not found once the exchange's clock has passed its timestamp + recvWindow can no longer be
+# accepted; this margin covers a request accepted at the last moment and still in the matching engine.
+SETTLE_MARGIN_MS = 2000
+BAN_DEFAULT_SECONDS = 120.0  # a 418 without Retry-After: Binance bans for 2 minutes at the least
 
 # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code
 PLAIN_REASONS = {
@@ -51,22 +64,39 @@ PLAIN_REASONS = {
     -4061: "the order's position side does not match the account's position mode (one-way/hedge)",
     -4164: "the order's value is below the symbol's minimum notional",
 }
+REFUSALS: dict[int, type[PermanentError]] = {-2022: NothingToReduce, -1111: PrecisionRejected, -1121: UnknownSymbol}
+RULES_STALE = (-1111, -1121, -4164)  # the symbol's filters may have changed: fetch them again
 NO_NEED_TO_CHANGE_MARGIN = -4046
 ORDER_DOES_NOT_EXIST = -2013
+POSITION_SIDE_MISMATCH = -4061
 CLOCK = -1021
-# "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
-BACKEND_TIMEOUT = -1007
+# "Execution status unknown" and their kin: an order request answered with these may have been placed.
+# -1000 unknown, -1001 disconnected, -1006 unexpected response, -1007 backend timeout, -1008 overloaded.
+STATUS_UNKNOWN = (-1000, -1001, -1006, -1007, -1008)
+STATES = {
+    "NEW": OrderState.NEW,
+    "PARTIALLY_FILLED": OrderState.PARTIALLY_FILLED,
+    "FILLED": OrderState.FILLED,
+    "CANCELED": OrderState.CANCELED,
+    "EXPIRED": OrderState.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderState.EXPIRED,
+    "REJECTED": OrderState.REJECTED,
+}
 
 
 class _Client(UMFutures):
     """UMFutures stamps requests with local time; Binance refuses a timestamp 1 s ahead of its own
-    clock or `recvWindow` behind it (-1021). This stamps local time + the measured offset."""
+    clock or `recvWindow` behind it (-1021). This stamps local time + the measured offset, or the
+    timestamp the caller chose (an order's, recorded before it is sent)."""
 
     offset_ms = 0
 
-    def sign_request(self, http_method, url_path, payload=None, special=False):
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.offset_ms
+
+    def sign_request(self, http_method: str, url_path: str, payload: dict | None = None, special: bool = False) -> Any:
         payload = dict(payload or {})
-        payload["timestamp"] = int(time.time() * 1000) + self.offset_ms
+        payload.setdefault("timestamp", self.now_ms())
         query_string = self._prepare_params(payload, special)
         payload["signature"] = self._get_sign(query_string)
         return self.send_request(http_method, url_path, payload, special)
@@ -75,38 +105,69 @@ class _Client(UMFutures):
 class BinanceExchange:
     name = "binance"
 
-    def __init__(self, *, api_key: str, api_secret: str, base_url: str, timeout: float, recv_window: int):
+    def __init__(self, *, api_key: str, api_secret: str, base_url: str, timeout: float, recv_window: int,
+                 testnet: bool = True) -> None:
         self.client = _Client(key=api_key, secret=api_secret, base_url=base_url, timeout=timeout)
         self.recv_window = recv_window
         self.timeout = timeout
+        # A digest, not the key: names the account in our tables without revealing anything.
+        key_digest = hashlib.sha256(api_key.encode()).hexdigest()[:10]
+        self._account_id = f"binance-{'testnet' if testnet else 'live'}-{key_digest}"
         self._clock_measured = False
-        self._hedge_mode: bool | None = None
+        self._hedge_mode: tuple[bool, float] | None = None  # (value, monotonic time read)
         self._rules: dict[str, SymbolRules] = {}
-        self._rules_at = 0.0
+        self._rules_read_at: float | None = None  # monotonic; None: never read
+        self._paused_until = 0.0  # monotonic; after a 429/418 no request leaves before this
+
+    @property
+    def account_id(self) -> str:
+        return self._account_id
 
     # --- orders ---------------------------------------------------------------------------------
-    def place_market_order(self, order: OrderRequest) -> OrderResult:
+    def order_stamp(self) -> int:
+        if not self._clock_measured:
+            self.measure_clock()
+        return self.client.now_ms()
+
+    def place_market_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
         # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order
-        params = {
+        rules = self.get_symbol_rules(order.symbol)
+        if rules.round_quantity(order.quantity) != order.quantity:
+            raise PrecisionRejected(f"quantity {order.quantity} does not fit {order.symbol}'s step of {rules.step_size}",
+                                    code="-1111")
+        params: dict[str, Any] = {
             "newClientOrderId": order.client_order_id,
-            "quantity": format(order.quantity, "f"),
+            "quantity": rules.format_quantity(order.quantity),
             "newOrderRespType": "RESULT",  # the answer carries executedQty and avgPrice
+            "recvWindow": self.recv_window,
+            # The stamp the caller recorded: a lost answer is judged by it. No re-signing here: a
+            # -1021 goes back to the caller, which records a new stamp before sending again.
+            "timestamp": stamp,
         }
         if order.position_side != "BOTH":
             params["positionSide"] = order.position_side  # hedge mode: reduceOnly is refused there
         elif order.reduce_only:
             params["reduceOnly"] = "true"
-        answer = self._signed(self.client.new_order, order.symbol, order.side, "MARKET", placing=True, **params)
+        answer = self._call(self.client.new_order, order.symbol, order.side, "MARKET", placing=True, **params)
         return _order_result(answer)
 
-    def get_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+    def get_order(self, symbol: str, client_order_id: str, *, stamp: int | None) -> OrderResult | None:
         try:
             answer = self._signed(self.client.query_order, symbol, origClientOrderId=client_order_id)
         except PermanentError as error:
-            if error.code == str(ORDER_DOES_NOT_EXIST):
-                return None
-            raise
+            if error.code != str(ORDER_DOES_NOT_EXIST):
+                raise
+            self._check_absence_conclusive(stamp)
+            return None
         return _order_result(answer)
+
+    def _check_absence_conclusive(self, stamp: int | None) -> None:
+        """Not found: conclusive only once no request carrying `stamp` can still be accepted."""
+        wait_ms = 0 if stamp is None else stamp + self.recv_window + SETTLE_MARGIN_MS - self.client.now_ms()
+        if wait_ms > 0:
+            raise OutcomeUnknown(
+                "the order is not at the exchange yet, and its request could still be accepted",
+                code="not-yet", retry_after=wait_ms / 1000)
 
     # --- account settings -----------------------------------------------------------------------
     def set_leverage(self, symbol: str, leverage: int) -> None:
@@ -120,9 +181,10 @@ class BinanceExchange:
                 raise
 
     def is_hedge_mode(self) -> bool:
-        if self._hedge_mode is None:
-            self._hedge_mode = bool(self._signed(self.client.get_position_mode)["dualSidePosition"])
-        return self._hedge_mode
+        if self._hedge_mode is None or time.monotonic() - self._hedge_mode[1] > HEDGE_MODE_MAX_AGE:
+            value = bool(self._signed(self.client.get_position_mode)["dualSidePosition"])
+            self._hedge_mode = (value, time.monotonic())
+        return self._hedge_mode[0]
 
     # --- reads ----------------------------------------------------------------------------------
     def get_balance(self) -> Balance:
@@ -152,13 +214,14 @@ class BinanceExchange:
         ]
 
     def get_symbol_rules(self, symbol: str) -> SymbolRules:
-        if symbol not in self._rules and time.monotonic() - self._rules_at > RULES_MAX_AGE:
+        age = None if self._rules_read_at is None else time.monotonic() - self._rules_read_at
+        if age is None or age > RULES_MAX_AGE or (symbol not in self._rules and age > RULES_RETRY_AGE):
             self._rules = parse_exchange_info(self._call(self.client.exchange_info))
-            self._rules_at = time.monotonic()
+            self._rules_read_at = time.monotonic()
         try:
             return self._rules[symbol]
         except KeyError:
-            raise PermanentError(f"{symbol} is not a USDⓈ-M perpetual that Binance trades", code="-1121") from None
+            raise UnknownSymbol(f"{symbol} is not a USDⓈ-M perpetual that Binance trades", code="-1121") from None
 
     def get_mark_price(self, symbol: str) -> Decimal:
         return Decimal(self._call(self.client.mark_price, symbol)["markPrice"])
@@ -176,31 +239,50 @@ class BinanceExchange:
         self._clock_measured = True
         return self.client.offset_ms
 
-    def _signed(self, method, *args, placing: bool = False, **params):
+    def _signed(self, method: Callable[..., Any], *args: Any, **params: Any) -> Any:
+        """A signed read or setting change, re-signed once after a -1021 (nothing happened then)."""
         if not self._clock_measured:
             self.measure_clock()
         try:
-            return self._call(method, *args, placing=placing, recvWindow=self.recv_window, **params)
+            return self._call(method, *args, recvWindow=self.recv_window, **params)
         except RetryableError as error:
             if error.code != str(CLOCK):
                 raise
-        # -1021: the request was refused for its timestamp, so nothing happened; measure and retry once.
-        logger.warning("binance: timestamp outside the receive window; re-measuring the clock offset")
-        self.measure_clock()
-        return self._call(method, *args, placing=placing, recvWindow=self.recv_window, **params)
+        return self._call(method, *args, recvWindow=self.recv_window, **params)
 
-    def _call(self, method, *args, placing: bool = False, **params):
+    def _call(self, method: Callable[..., Any], *args: Any, placing: bool = False, **params: Any) -> Any:
+        pause = self._paused_until - time.monotonic()
+        if pause > 0:
+            # After a 429 or 418 every request waits: one more during a ban lengthens it.
+            raise RetryableError(f"holding back after Binance's rate limit: {pause:.0f} s to go", code="backoff",
+                                 retry_after=pause)
         try:
             return method(*args, **params)
         except ClientError as error:
-            raise _client_error(error, placing) from None
+            raise self._refusal(error, placing) from None
         except ServerError as error:
             reason = f"Binance answered HTTP {error.status_code}"
             if placing:
-                raise OutcomeUnknownError(f"{reason} to the order: it may or may not have been placed", code=str(error.status_code)) from None
+                raise OutcomeUnknown(f"{reason} to the order: it may or may not have been placed",
+                                     code=str(error.status_code)) from None
             raise RetryableError(reason, code=str(error.status_code)) from None
         except requests.RequestException as error:
             raise _transport_error(error, placing, self.timeout) from None
+
+    def _refusal(self, error: ClientError, placing: bool) -> ExchangeError:
+        """A 4xx as one of our errors, with what it teaches the adapter (clock, rules, mode, ban)."""
+        code = error.error_code
+        if error.status_code in (418, 429):
+            retry_after = _retry_after(error.header) or (BAN_DEFAULT_SECONDS if error.status_code == 418 else 1.0)
+            self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+        elif code == CLOCK:
+            logger.warning("binance: timestamp outside the receive window; re-measuring the clock offset")
+            self._clock_measured = False
+        elif code in RULES_STALE:
+            self._rules_read_at = None
+        elif code == POSITION_SIDE_MISMATCH:
+            self._hedge_mode = None
+        return _client_error(error, placing)
 
 
 def _client_error(error: ClientError, placing: bool) -> ExchangeError:
@@ -212,11 +294,11 @@ def _client_error(error: ClientError, placing: bool) -> ExchangeError:
         return RetryableError(f"Binance {what}; retry in {retry_after or '?'} s", code=str(status), retry_after=retry_after)
     if code == CLOCK:
         return RetryableError("the request's timestamp was outside Binance's receive window (clock drift)", code=str(code))
-    if code == BACKEND_TIMEOUT:
-        kind = OutcomeUnknownError if placing else RetryableError
-        return kind("Binance's backend timed out: execution status unknown", code=str(code))
+    if code in STATUS_UNKNOWN:
+        kind = OutcomeUnknown if placing else RetryableError
+        return kind(f"Binance could not say what became of the request (Binance {code}: {message})", code=str(code))
     plain = PLAIN_REASONS.get(code, "Binance refused the request")
-    return PermanentError(f"{plain} (Binance {code}: {message})", code=str(code))
+    return REFUSALS.get(code, PermanentError)(f"{plain} (Binance {code}: {message})", code=str(code))
 
 
 def _transport_error(error: requests.RequestException, placing: bool, timeout: float) -> ExchangeError:
@@ -224,9 +306,9 @@ def _transport_error(error: requests.RequestException, placing: bool, timeout: f
         return RetryableError("could not connect to Binance (nothing was sent)", code="connect")
     if isinstance(error, requests.Timeout):
         reason = f"Binance did not answer within {timeout:g} s"
-        return OutcomeUnknownError(reason, code="timeout") if placing else RetryableError(reason, code="timeout")
+        return OutcomeUnknown(reason, code="timeout") if placing else RetryableError(reason, code="timeout")
     reason = f"the connection to Binance failed mid-request ({type(error).__name__})"
-    return OutcomeUnknownError(reason, code="connection") if placing else RetryableError(reason, code="connection")
+    return OutcomeUnknown(reason, code="connection") if placing else RetryableError(reason, code="connection")
 
 
 def _never_connected(error: requests.RequestException) -> bool:
@@ -234,19 +316,19 @@ def _never_connected(error: requests.RequestException) -> bool:
     return isinstance(error, requests.ConnectionError) and ("NewConnectionError" in text or "Connection refused" in text)
 
 
-def _retry_after(headers) -> float | None:
+def _retry_after(headers: Any) -> float | None:
     try:
         return float(headers.get("Retry-After")) if headers and headers.get("Retry-After") else None
     except (TypeError, ValueError):
         return None
 
 
-def _order_result(answer: dict) -> OrderResult:
+def _order_result(answer: dict[str, Any]) -> OrderResult:
     average = Decimal(str(answer.get("avgPrice") or "0"))
     return OrderResult(
         client_order_id=answer["clientOrderId"],
         exchange_order_id=str(answer["orderId"]),
-        status=answer["status"],
+        state=STATES.get(answer["status"], OrderState.NEW),
         executed_qty=Decimal(str(answer.get("executedQty") or "0")),
         avg_price=average if average else None,
         raw=answer,

@@ -13,10 +13,13 @@ from django.db import transaction
 
 from trading.exchange.base import (
     Balance,
+    NothingToReduce,
     OrderRequest,
     OrderResult,
+    OrderState,
     PermanentError,
     PositionInfo,
+    PrecisionRejected,
     SymbolRules,
 )
 from trading.exchange.rules import bundled_rules_for
@@ -29,13 +32,17 @@ DEFAULT_LEVERAGE = 20  # Binance's default for a symbol never configured
 
 class PaperExchange:
     name = "paper"
+    account_id = "paper"
 
-    def __init__(self, *, starting_balance: Decimal, taker_fee: Decimal):
+    def __init__(self, *, starting_balance: Decimal, taker_fee: Decimal) -> None:
         self.starting_balance = starting_balance
         self.taker_fee = taker_fee
 
     # --- orders ---------------------------------------------------------------------------------
-    def place_market_order(self, order: OrderRequest) -> OrderResult:
+    def order_stamp(self) -> int:
+        return self.server_time_ms()
+
+    def place_market_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
         rules = self.get_symbol_rules(order.symbol)
         with transaction.atomic():
             existing = PaperOrder.objects.filter(client_order_id=order.client_order_id).first()
@@ -54,7 +61,7 @@ class PaperExchange:
     def _checked_quantity(self, order: OrderRequest, rules: SymbolRules, position: PaperPosition, price: Decimal) -> Decimal:
         quantity = order.quantity
         if quantity <= 0 or rules.round_quantity(quantity) != quantity:
-            raise PermanentError(
+            raise PrecisionRejected(
                 f"quantity {quantity} does not fit {order.symbol}'s step of {rules.step_size}", code="-1111"
             )
         signed = quantity if order.side == "BUY" else -quantity
@@ -62,7 +69,7 @@ class PaperExchange:
             # Binance refuses a reduce-only order that would open or grow a position, and trims
             # one larger than the position to the position's size.
             if position.amount == 0 or (position.amount > 0) == (signed > 0):
-                raise PermanentError("reduce-only order refused: there is no opposite position to reduce", code="-2022")
+                raise NothingToReduce("reduce-only order refused: there is no opposite position to reduce", code="-2022")
             quantity = min(quantity, abs(position.amount))
         problem = rules.violation(quantity, price, reduce_only=order.reduce_only)
         if problem:
@@ -86,7 +93,9 @@ class PaperExchange:
                 code="-2019",
             )
 
-    def _fill(self, order: OrderRequest, account: PaperAccount, position: PaperPosition, quantity: Decimal, price: Decimal) -> OrderResult:
+    def _fill(
+        self, order: OrderRequest, account: PaperAccount, position: PaperPosition, quantity: Decimal, price: Decimal
+    ) -> OrderResult:
         signed = quantity if order.side == "BUY" else -quantity
         position.amount, position.entry_price, realized = position_after(position.amount, position.entry_price, signed, price)
         position.save()
@@ -107,7 +116,8 @@ class PaperExchange:
         )
         return _result(paper_order)
 
-    def get_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+    def get_order(self, symbol: str, client_order_id: str, *, stamp: int | None) -> OrderResult | None:
+        # An order is placed in one database transaction: absent now is absent for good.
         paper_order = PaperOrder.objects.filter(symbol=symbol, client_order_id=client_order_id).first()
         return None if paper_order is None else _result(paper_order)
 
@@ -202,7 +212,7 @@ def _result(paper_order: PaperOrder) -> OrderResult:
     return OrderResult(
         client_order_id=paper_order.client_order_id,
         exchange_order_id=f"paper-{paper_order.pk}",
-        status=paper_order.status,
+        state=OrderState(paper_order.status),
         executed_qty=paper_order.executed_qty,
         avg_price=paper_order.avg_price,
         commission=paper_order.commission,

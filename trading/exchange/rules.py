@@ -8,7 +8,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
-from trading.exchange.base import PermanentError, SymbolRules
+from trading.exchange.base import SymbolRules, UnknownSymbol
 
 SNAPSHOT = Path(__file__).parent / "data" / "exchange_info.json"
 
@@ -47,4 +47,4 @@ def bundled_rules_for(symbol: str) -> SymbolRules:
     try:
         return bundled_rules()[symbol]
     except KeyError:
-        raise PermanentError(f"{symbol} is not a listed USDⓈ-M perpetual", code="-1121") from None
+        raise UnknownSymbol(f"{symbol} is not a listed USDⓈ-M perpetual", code="-1121") from None

@@ -1,3 +1,4 @@
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import models
@@ -31,7 +32,8 @@ class Execution(models.Model):
 
     signal_price = models.DecimalField(**AMOUNT, null=True, blank=True)
     fill_price = models.DecimalField(**AMOUNT, null=True, blank=True)
-    slippage_bps = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    # Wide enough for any fill against any alert price; the recorder still refuses absurd values.
+    slippage_bps = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
 
     received_at = models.DateTimeField()
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -48,7 +50,7 @@ class Execution(models.Model):
         return f"Execution #{self.pk} {self.symbol} {self.status}"
 
     @staticmethod
-    def _ms(start, end) -> Decimal | None:
+    def _ms(start: datetime | None, end: datetime | None) -> Decimal | None:
         if start is None or end is None:
             return None
         return Decimal((end - start).total_seconds() * 1000).quantize(Decimal("0.1"))
@@ -110,6 +112,12 @@ class Order(models.Model):
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    sent_stamp = models.BigIntegerField(
+        null=True, blank=True, help_text="The timestamp (exchange clock, ms) the last request for this order carried."
+    )
+    applied_qty = models.DecimalField(
+        **AMOUNT, default=Decimal("0"), help_text="How much of executed_qty is folded into the Position mirror."
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -7,7 +7,7 @@ class SymbolLane(models.Model):
     """One row per symbol: whoever holds the lease executes that symbol's signals, in order."""
 
     symbol = models.CharField(max_length=30, unique=True)
-    holder = models.CharField(max_length=64, blank=True)
+    holder = models.CharField(max_length=100, blank=True, help_text="host:pid:token of the worker holding it.")
     lease_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -15,19 +15,19 @@ class SymbolLane(models.Model):
 
 
 class SymbolSetting(models.Model):
-    """Leverage and margin type known to be set on the exchange, so they are sent only on change."""
+    """Leverage and margin type known to be set on an account, so they are sent only on change."""
 
-    exchange = models.CharField(max_length=10)
+    account = models.CharField(max_length=64, help_text="The exchange account (testnet and production differ).")
     symbol = models.CharField(max_length=30)
     leverage = models.PositiveSmallIntegerField(null=True, blank=True)
     margin_type = models.CharField(max_length=8, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["exchange", "symbol"], name="symbol_setting_once")]
+        constraints = [models.UniqueConstraint(fields=["account", "symbol"], name="symbol_setting_once")]
 
     def __str__(self) -> str:
-        return f"{self.exchange} {self.symbol} {self.leverage}x {self.margin_type}"
+        return f"{self.account} {self.symbol} {self.leverage}x {self.margin_type}"
 
 
 class WorkerHeartbeat(models.Model):

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 SECRETS_DIR = Path(settings.BASE_DIR) / ".secrets"
 
@@ -31,12 +32,12 @@ def _secret_file(name: str, length: int) -> tuple[str, bool]:
 class Command(BaseCommand):
     help = "Migrate, create an admin login if none exists, and run the web server and a worker until Ctrl-C."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
         parser.add_argument("--web-workers", default=os.environ.get("WEB_CONCURRENCY", "2"))
 
-    def handle(self, *args, host: str, port: str, web_workers: str, **options) -> None:
+    def handle(self, *args: str, host: str, port: str, web_workers: str, **options: object) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         env = os.environ.copy()
@@ -62,9 +63,9 @@ class Command(BaseCommand):
             "(change it under Users once logged in)."
         )
 
-    def _ensure_passphrase(self, env: dict, base: str) -> None:
+    def _ensure_passphrase(self, env: dict[str, str], base: str) -> None:
         if settings.WEBHOOK_PASSPHRASE:
-            self.stdout.write("Webhook: POST {}/webhook with WEBHOOK_PASSPHRASE as the passphrase.".format(base))
+            self.stdout.write(f"Webhook: POST {base}/webhook with WEBHOOK_PASSPHRASE as the passphrase.")
             return
         if settings.EXCHANGE != "paper":
             self.stdout.write(self.style.WARNING("WEBHOOK_PASSPHRASE is not set: webhooks are refused until it is."))
@@ -88,10 +89,10 @@ class Command(BaseCommand):
         )
         self.stdout.write("Strategy: created the example 'ALSAPRO 1' (BTCUSDT, ETHUSDT; 10% allocation at 5x) in paper mode.")
 
-    def _supervise(self, processes: list[subprocess.Popen]) -> int:
+    def _supervise(self, processes: list[subprocess.Popen[bytes]]) -> int:
         stopping = False
 
-        def stop(signum, frame) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
             nonlocal stopping
             stopping = True
 

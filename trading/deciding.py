@@ -1,0 +1,131 @@
+"""Deciding what to do with a signal: gather the inputs, then let the pure `engine.plan` decide.
+
+Inputs come from our records where they are fresh enough (the position mirror, the last account
+snapshot, a recent mark price) so that a signal in steady state costs one exchange request: the
+order itself.
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+
+from django.conf import settings
+from django.utils import timezone
+
+from analytics.models import AccountSnapshot
+from preferences.matching import trade_refusal
+from preferences.models import StrategyPreference
+from trading import engine
+from trading.exchange import Exchange, PermanentError
+from trading.mandate import Mandate
+from trading.models import Execution, Position, Signal
+from trading.upkeep import snapshot_take
+
+EQUITY_MAX_AGE = timedelta(seconds=120)  # sizing uses the last account snapshot younger than this
+MARK_MAX_AGE = 60.0  # seconds a mark price is trusted to tell a sane alert price from a mis-scaled one
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The execution ends before any order: too late, filtered, or nothing to do."""
+
+    status: Execution.Status
+    reason: str
+    signal_status: Signal.Status | None = None
+
+
+def decide(*, signal: Signal, exchange: Exchange, mandate: Mandate) -> engine.Plan | Verdict:
+    if mandate.too_late():
+        return Verdict(Execution.Status.SKIPPED, f"too late: {mandate.age():.1f} s after receipt, over "
+                                                 f"EXECUTION_MAX_DELAY ({settings.EXECUTION_MAX_DELAY} s)")
+    preference = _preference_now(signal)
+    refusal = trade_refusal(preference, signal.strategy, signal.symbol)
+    if refusal or preference is None:
+        return Verdict(Execution.Status.NOTHING, f"since the signal arrived: {refusal}", Signal.Status.FILTERED)
+    plan = _plan(signal, preference, exchange, mandate)
+    if plan.outcome == engine.Outcome.FILTERED:
+        return Verdict(Execution.Status.NOTHING, plan.reason, Signal.Status.FILTERED)
+    if plan.outcome == engine.Outcome.NOTHING:
+        return Verdict(Execution.Status.NOTHING, plan.reason)
+    if plan.outcome == engine.Outcome.REFUSED:
+        return Verdict(Execution.Status.SKIPPED, plan.reason)
+    return plan
+
+
+def _preference_now(signal: Signal) -> StrategyPreference | None:
+    """The strategy's settings as they are now: the latest word wins."""
+    if signal.preference_id is None:
+        return None
+    return StrategyPreference.objects.filter(pk=signal.preference_id).first()
+
+
+def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, mandate: Mandate) -> engine.Plan:
+    intent = engine.Intent(action=signal.action, quantity=signal.quantity, price=signal.price,
+                           market_position=signal.market_position)
+    rules = mandate.retrying(exchange.get_symbol_rules, signal.symbol)
+    book = position_book(signal.symbol, mandate.retrying(exchange.is_hedge_mode))
+    opening = engine.entry_side(intent) is not None
+    equity = _equity(exchange, mandate) if opening and preference.sizing == "allocation" else None
+    plan_at = partial(engine.plan, intent=intent, preference=_engine_preference(preference), book=book,
+                      rules=rules, equity=equity)
+    if not opening:
+        return plan_at(mark=None)
+    mark, fresh = MARKS.get(exchange, signal.symbol, mandate, fresh=signal.price is None)
+    plan = plan_at(mark=mark)
+    if plan.price != signal.price and signal.price is not None and not fresh:
+        # The alert's price looked wrong next to a mark price up to a minute old: ask for the current one.
+        mark, _ = MARKS.get(exchange, signal.symbol, mandate, fresh=True)
+        plan = plan_at(mark=mark)
+    return plan
+
+
+def _engine_preference(preference: StrategyPreference) -> engine.Preference:
+    return engine.Preference(direction=preference.direction, sizing=preference.sizing,
+                             allocation_pct=preference.allocation_pct, leverage=preference.leverage,
+                             price_tolerance_pct=preference.price_tolerance_pct)
+
+
+def position_book(symbol: str, hedge_mode: bool) -> engine.Book:
+    amounts = dict(Position.objects.filter(symbol=symbol).values_list("position_side", "amount"))
+    if hedge_mode:
+        return engine.Book(long=abs(amounts.get("LONG", Decimal(0))), short=abs(amounts.get("SHORT", Decimal(0))),
+                           hedge_mode=True)
+    amount = amounts.get("BOTH", Decimal(0))
+    return engine.Book(long=max(amount, Decimal(0)), short=max(-amount, Decimal(0)))
+
+
+def _equity(exchange: Exchange, mandate: Mandate) -> Decimal:
+    """From the periodic account snapshot when it is fresh (no request on the hot path)."""
+    fresh = AccountSnapshot.objects.filter(account=exchange.account_id,
+                                           taken_at__gte=timezone.now() - EQUITY_MAX_AGE).first()
+    if fresh is not None:
+        return fresh.equity
+    return snapshot_take(exchange, mandate.retrying(exchange.get_balance)).equity
+
+
+class _MarkPrices:
+    """The last mark price read per symbol, in this process."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], tuple[Decimal, float]] = {}
+
+    def get(self, exchange: Exchange, symbol: str, mandate: Mandate, *, fresh: bool) -> tuple[Decimal | None, bool]:
+        """(mark price or None when the exchange has none, whether it was read just now)."""
+        key = (exchange.account_id, symbol)
+        known = self.seen.get(key)
+        if not fresh and known is not None and time.monotonic() - known[1] <= MARK_MAX_AGE:
+            return known[0], False
+        try:
+            price = mandate.retrying(exchange.get_mark_price, symbol)
+        except PermanentError:
+            return None, True  # e.g. the paper exchange before its first price: the alert's price stands
+        self.seen[key] = (price, time.monotonic())
+        return price, True
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+
+MARKS = _MarkPrices()
