@@ -1,5 +1,11 @@
-"""GET /health: is this deployment able to take and execute signals right now?"""
+"""GET /health: is this deployment able to take and execute signals right now?
 
+Anyone gets `{"status": "ok"|"unhealthy"}` (200/503); each check's detail goes only to a staff
+session or `Authorization: Bearer <HEALTH_TOKEN>`. Exception text is logged, never answered.
+"""
+
+import hmac
+import logging
 import time
 from datetime import timedelta
 
@@ -8,10 +14,12 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from trading.models import Signal, WorkerHeartbeat
 
+logger = logging.getLogger(__name__)
 HEARTBEAT_MAX_AGE = timedelta(seconds=150)  # the worker beats every minute
 BACKLOG_MAX_AGE = timedelta(seconds=30)
 EXCHANGE_CACHE_SECONDS = 10
@@ -76,13 +84,32 @@ def _probe_exchange() -> dict[str, object]:
 
 
 @require_GET
+@never_cache
 def health(request: HttpRequest) -> JsonResponse:
+    checks = run_checks()
+    healthy = all(check["ok"] for check in checks.values())
+    body: dict[str, object] = {"status": "ok" if healthy else "unhealthy"}
+    if may_see_detail(request):
+        body.update({"exchange_mode": settings.EXCHANGE, **checks})
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def run_checks() -> dict[str, dict[str, object]]:
     checks: dict[str, dict[str, object]] = {}
     for name, check in (("database", check_database), ("queue", check_queue), ("exchange", check_exchange)):
         try:
             checks[name] = check()
-        except Exception as error:  # a health check reports failures, it does not raise them
-            checks[name] = {"ok": False, "error": f"{type(error).__name__}: {error}"}
-    healthy = all(check["ok"] for check in checks.values())
-    body = {"status": "ok" if healthy else "unhealthy", "exchange_mode": settings.EXCHANGE, **checks}
-    return JsonResponse(body, status=200 if healthy else 503)
+        except Exception:  # a health check reports failures, it does not raise them
+            logger.exception("health: the %s check failed", name)
+            checks[name] = {"ok": False, "error": "the check failed; the server's log says why"}
+    return checks
+
+
+def may_see_detail(request: HttpRequest) -> bool:
+    """A staff session, or the bearer token (compared in constant time, so timing reveals nothing)."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    expected = settings.HEALTH_TOKEN
+    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())

@@ -7,6 +7,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
 from alsatrade.admin import ReadOnlyAdmin
+from trading.admin_filters import ConfiguredStrategyFilter
 from trading.models import (
     Execution,
     Order,
@@ -45,7 +46,7 @@ class SignalAdmin(ReadOnlyAdmin):
         "id", "received_at", "strategy", "action", "symbol", "quantity", "price", "status", "reason", "duplicate_count",
         "source_ip", "intake_us",
     ]
-    list_filter = ["status", "action", "strategy", "symbol"]
+    list_filter = ["status", "http_status", ConfiguredStrategyFilter]
     search_fields = ["id", "strategy", "symbol", "idempotency_key", "reason", "source_ip"]
     date_hierarchy = "received_at"
     list_select_related = ["preference"]

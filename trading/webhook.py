@@ -12,7 +12,6 @@ are recorded without their body; the passphrase is never stored or logged.
 import hmac
 import ipaddress
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from preferences.models import StrategyPreference
 from trading.intake import IntakeError, ParsedSignal, idempotency_key, parse_body, parse_signal, passphrase_of, redact
 from trading.models import Signal
 from trading.queue import enqueue_execution
+from trading.rate_limit import RATE_LIMITER
 
 logger = logging.getLogger(__name__)
 BodyReader = Callable[[], bytes]  # reads the request body only once the size check allows it
@@ -285,43 +285,7 @@ def address_allowed(address: str | None) -> bool:
     return not allowed or (address is not None and _in(address, allowed))
 
 
-# --- rate limit --------------------------------------------------------------------------------------
-class RateLimiter:
-    """A token bucket per source address, in this process's memory: a TradingView burst (dozens of
-    alerts in a second) fits in the bucket; a flood drains it and gets 429 until it refills."""
-
-    MAX_ADDRESSES = 10_000
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def wait_needed(self, address: str) -> float:
-        """0 when the request may go ahead (and takes a token); else seconds until a token."""
-        burst, rate = settings.WEBHOOK_RATE_BURST, settings.WEBHOOK_RATE_PER_SECOND
-        now = time.monotonic()
-        with self._lock:
-            tokens, updated = self._buckets.get(address, (burst, now))
-            tokens = min(burst, tokens + (now - updated) * rate)
-            if tokens < 1:
-                self._buckets[address] = (tokens, now)
-                return (1 - tokens) / rate
-            if len(self._buckets) >= self.MAX_ADDRESSES and address not in self._buckets:
-                self._forget_full(now, burst, rate)
-            self._buckets[address] = (tokens - 1, now)
-            return 0.0
-
-    def _forget_full(self, now: float, burst: int, rate: int) -> None:
-        full = [key for key, (tokens, updated) in self._buckets.items() if tokens + (now - updated) * rate >= burst]
-        for key in full or list(self._buckets)[: self.MAX_ADDRESSES // 10]:
-            del self._buckets[key]
-
-    def reset(self) -> None:
-        with self._lock:
-            self._buckets.clear()
-
-
-RATE_LIMITER = RateLimiter()
+# --- rate limit (trading/rate_limit.py: one limit per deployment, through the cache) ------------------
 _last_throttle_log = [0.0]
 
 
