@@ -5,6 +5,7 @@ mode. A bad value stops start-up with an ImproperlyConfigured error naming the v
 """
 
 import ipaddress
+import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
+# A `.env` in the project root fills in what the real environment leaves unset (.env.example lists
+# every variable). The test settings skip it: a developer's .env may hold real exchange keys.
+if os.environ.get("DJANGO_SETTINGS_MODULE", "alsatrade.settings") == "alsatrade.settings" and (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -86,6 +91,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "django_htmx",
     "trading",
     "preferences",
     "analytics",
@@ -100,6 +106,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # request.htmx: a page view answers an htmx poll with its fragment only (STYLE.md, Pages).
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "alsatrade.urls"
@@ -140,7 +148,9 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Per process: without Redis, each web process keeps its own webhook rate limit. Room for many
+    # addresses, so a flood from many sources does not evict the limiter's counts.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 20_000}}}
 
 # At-least-once delivery: a task not acknowledged within `retry` seconds is delivered again, so
 # `timeout` (the longest a task may run) stays below it. Execution claims its signal atomically, so
@@ -173,6 +183,10 @@ BINANCE_BASE_URL = env.str("BINANCE_BASE_URL", default="").rstrip("/") or (
 BINANCE_TIMEOUT = float(env_decimal("BINANCE_TIMEOUT", "5", low=Decimal("0.1"), high=Decimal("60")))
 BINANCE_RECV_WINDOW = env_int("BINANCE_RECV_WINDOW", 5000, low=1, high=60000)
 if EXCHANGE == "binance":
+    if DEBUG and not BINANCE_USE_TESTNET:
+        # Debug pages show settings and tracebacks to anyone who reaches the site: never with real money.
+        raise ImproperlyConfigured("DEBUG=1 with EXCHANGE=binance and BINANCE_USE_TESTNET=0 trades real money in debug "
+                                   "mode: set DEBUG=0, or BINANCE_USE_TESTNET=1.")
     for _name in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
         if not globals()[_name]:
             raise ImproperlyConfigured(f"{_name} is not set, and EXCHANGE=binance needs it.")
@@ -185,7 +199,7 @@ PAPER_TAKER_FEE = env_decimal("PAPER_TAKER_FEE", "0.0005", low=Decimal("0"), hig
 EXECUTION_MAX_DELAY = env_int("EXECUTION_MAX_DELAY", 30, low=1, high=3600)
 # A symbol's lane is leased for this long and renewed every quarter of it by the holder's keeper
 # thread: a worker killed on another host frees its lanes within LANE_LEASE (docs/EXECUTION.md).
-LANE_LEASE = float(env_decimal("LANE_LEASE", "4", low=Decimal("1"), high=Decimal("60")))
+LANE_LEASE = float(env_decimal("LANE_LEASE", "3", low=Decimal("1"), high=Decimal("60")))
 LANE_KEEPER = env_bool("LANE_KEEPER", True)
 
 # --- Webhook -----------------------------------------------------------------------------------
@@ -207,6 +221,15 @@ WEBHOOK_MAX_SIGNAL_AGE = env_int("WEBHOOK_MAX_SIGNAL_AGE", 60, low=1, high=7 * 2
 WEBHOOK_MAX_FUTURE_SKEW = env_int("WEBHOOK_MAX_FUTURE_SKEW", 5, low=0, high=3600)
 WEBHOOK_RATE_BURST = env_int("WEBHOOK_RATE_BURST", 200, low=1, high=1_000_000)
 WEBHOOK_RATE_PER_SECOND = env_int("WEBHOOK_RATE_PER_SECOND", 50, low=1, high=1_000_000)
+# Refused attempts that never authenticated (401, 403, 413, unreadable 400) are anyone's to send:
+# a scheduled job keeps only this many of the newest (trading/retention.py).
+WEBHOOK_REFUSED_KEEP = env_int("WEBHOOK_REFUSED_KEEP", 10_000, low=0, high=100_000_000)
+# django-q2's records of successful jobs older than this are deleted by the same job.
+Q_SUCCESS_KEEP_DAYS = env_int("Q_SUCCESS_KEEP_DAYS", 7, low=1, high=3650)
+# /health answers its detail to a staff session or `Authorization: Bearer <HEALTH_TOKEN>`; unset: staff only.
+HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="").strip()
+if HEALTH_TOKEN and len(HEALTH_TOKEN) < 16:
+    raise ImproperlyConfigured("HEALTH_TOKEN is too short to be a secret: use 16+ random characters, or leave it unset.")
 
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -242,7 +265,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/ui/"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -257,14 +281,23 @@ STORAGES = {
 }
 
 # --- Production security (python manage.py check --deploy is clean with DEBUG=0) -----------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Believe X-Forwarded-Proto only behind a proxy that sets it (any client can send the header): on
+# when SECURE_PROXY_SSL_HEADER=1, or by default when a proxy is declared in WEBHOOK_TRUSTED_PROXIES.
+if env_bool("SECURE_PROXY_SSL_HEADER", bool(WEBHOOK_TRUSTED_PROXIES)):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^health$"]  # monitors probe over plain HTTP inside the network
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, low=0, high=63072000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Opt-in: both bind every subdomain of the domain to HTTPS, and leaving the browsers' preload list
+# takes months. The operator decides; check --deploy is not asked to nag about a deliberate choice.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [
+    check for check, opted_in in (("security.W005", SECURE_HSTS_INCLUDE_SUBDOMAINS), ("security.W021", SECURE_HSTS_PRELOAD))
+    if not opted_in
+]
 
 # --- Logging: one line per event on stdout; secrets are masked by a filter as a last line of defence
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from alsatrade.health import health
@@ -11,6 +12,9 @@ admin.site.site_header = "Alsa Trade"
 admin.site.site_title = "Alsa Trade admin"
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/ui/", permanent=False), name="home"),
+    path("ui/", include("analytics.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("health", health, name="health"),
     # Both spellings: a redirect from one to the other would lose a POST's body.

@@ -1,0 +1,45 @@
+"""What the dashboard shows besides plain rows: whether its figures are fresh, and the equity curve."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from alsatrade.health import HEARTBEAT_MAX_AGE
+from analytics.models import AccountSnapshot
+from trading.models import WorkerHeartbeat
+
+# The worker snapshots the account every minute: three missed snapshots mean the figures on the page
+# no longer describe the account.
+SNAPSHOT_MAX_AGE = timedelta(minutes=3)
+# A week of one-a-minute snapshots: enough for the dashboard's curve, bounded on a years-old install.
+EQUITY_POINTS = 7 * 24 * 60
+
+
+@dataclass(frozen=True)
+class Freshness:
+    snapshot_at: datetime | None
+    heartbeat_at: datetime | None
+    stale: bool
+    worker_down: bool
+
+
+def freshness(snapshot: AccountSnapshot | None, *, now: datetime) -> Freshness:
+    """Stale: the newest snapshot is older than SNAPSHOT_MAX_AGE (none at all is an empty install,
+    said by the empty state instead). Worker down: its heartbeat is missing or older than /health allows."""
+    beat = WorkerHeartbeat.objects.filter(name="worker").values_list("beat_at", flat=True).first()
+    snapshot_at = snapshot.taken_at if snapshot else None
+    return Freshness(
+        snapshot_at=snapshot_at,
+        heartbeat_at=beat,
+        stale=snapshot_at is not None and now - snapshot_at > SNAPSHOT_MAX_AGE,
+        worker_down=beat is None or now - beat > HEARTBEAT_MAX_AGE,
+    )
+
+
+def equity_points(account: str) -> list[dict[str, object]]:
+    """The latest EQUITY_POINTS snapshots, oldest first, as the chart reads them: one point per
+    second (the chart refuses two points at the same time), equity as a float for drawing only."""
+    rows = AccountSnapshot.objects.filter(account=account).values_list("taken_at", "equity")[:EQUITY_POINTS]
+    points: dict[int, float] = {}
+    for taken_at, equity in reversed(list(rows)):
+        points[int(taken_at.timestamp())] = float(equity)
+    return [{"time": second, "value": value} for second, value in points.items()]

@@ -1,0 +1,113 @@
+"""The trader pages under /ui/: dashboard, executions, signals. Server-rendered; the dashboard's live
+part is the same view answering htmx's poll with its fragment only (STYLE.md, Pages)."""
+
+import json
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.db.models import F, Prefetch, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from analytics.dashboard import equity_points, freshness
+from analytics.forms import ExecutionFilterForm, SignalFilterForm
+from analytics.models import AccountSnapshot
+from analytics.timeline import decision_plan, sizing_rows, stage_timeline
+from trading.api import account_summary
+from trading.exchange import get_exchange
+from trading.intake import redact
+from trading.models import Execution, Order, Position, Signal
+
+PAGE_SIZE = 50
+RECENT_EXECUTIONS = 20
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def login_required_polled(view: Callable[[HtmxHttpRequest], HttpResponse]) -> Callable[[HtmxHttpRequest], HttpResponse]:
+    """login_required for a page that htmx polls: a poll from a page whose session has ended sends the
+    whole window to the login page (a plain redirect, followed inside the poll, would put the login
+    form into the polled fragment)."""
+
+    @wraps(view)
+    def wrapped(request: HtmxHttpRequest) -> HttpResponse:
+        if request.htmx and not request.user.is_authenticated:
+            return HttpResponseClientRedirect(redirect_to_login(request.get_full_path())["Location"])
+        return login_required(view)(request)
+
+    return wrapped
+
+
+def _execution_rows() -> QuerySet[Execution]:
+    # The lists show the signal's action; the decision and the raw payload are for the detail page.
+    return Execution.objects.select_related("signal").defer("decision", "error_message", "signal__payload")
+
+
+@require_GET
+@login_required_polled
+@vary_on_headers("HX-Request")
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    # The account this deployment trades now: testnet and production keys are different accounts.
+    account = get_exchange().account_id
+    snapshot = AccountSnapshot.objects.filter(account=account).first()
+    context = {
+        "summary": account_summary(snapshot, Position.objects.exclude(amount=0)),
+        "freshness": freshness(snapshot, now=timezone.now()),
+        "executions": _execution_rows()[:RECENT_EXECUTIONS],
+        "now": timezone.now(),
+    }
+    if request.htmx:
+        return render(request, "ui/dashboard/_live.html", context)
+    return render(request, "ui/dashboard.html", {**context, "equity_points": equity_points(account)})
+
+
+@require_GET
+@login_required
+def execution_list(request: HttpRequest) -> HttpResponse:
+    strategies = list(Execution.objects.order_by("strategy").values_list("strategy", flat=True).distinct())
+    form = ExecutionFilterForm(request.GET, strategies=strategies)
+    executions = _execution_rows()
+    if form.is_valid():
+        chosen = {field: value for field, value in form.cleaned_data.items() if value}
+        executions = executions.filter(**chosen)
+    page = Paginator(executions, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "ui/executions.html", {"form": form, "page": page})
+
+
+@require_GET
+@login_required
+def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
+    orders = Prefetch("orders", queryset=Order.objects.order_by("leg"))
+    execution = get_object_or_404(Execution.objects.select_related("signal").prefetch_related(orders), pk=execution_id)
+    # The passphrase is never stored; redacting again keeps a future change to storage from leaking it here.
+    payload = redact(execution.signal.payload) if isinstance(execution.signal.payload, dict) else {}
+    plan = decision_plan(execution.decision)
+    return render(request, "ui/execution.html", {
+        "execution": execution,
+        "payload_json": json.dumps(payload, indent=2, ensure_ascii=False),
+        "plan": plan,
+        "sizing": sizing_rows(plan.sizing) if plan else [],
+        "decision_json": json.dumps(execution.decision, indent=2, ensure_ascii=False),
+        "timeline": stage_timeline(execution),
+    })
+
+
+@require_GET
+@login_required
+def signal_list(request: HttpRequest) -> HttpResponse:
+    form = SignalFilterForm(request.GET)
+    signals = Signal.objects.defer("payload").annotate(execution_pk=F("execution__id"))
+    if form.is_valid() and form.cleaned_data["status"]:
+        signals = signals.filter(status=form.cleaned_data["status"])
+    page = Paginator(signals, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "ui/signals.html", {"form": form, "page": page})
