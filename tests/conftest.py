@@ -6,6 +6,15 @@ pytest_plugins = ["tests.fakes.fixtures"]
 
 
 @pytest.fixture(autouse=True)
+def _forget_mark_prices():
+    """The worker remembers mark prices per process for a minute: not from one test to the next."""
+    from trading.deciding import MARKS
+
+    MARKS.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _empty_queue(request):
     """Each database test starts with an empty job queue (the Redis one outlives test transactions)."""
     marker = request.node.get_closest_marker("django_db")

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 1.0  # seconds between looks
 GRACE = timedelta(seconds=2)  # a signal younger than this still has its own task on the way
-REQUEUE_SPACING = 5.0  # seconds before this process queues the same symbol again
+REQUEUE_SPACING = 2.0  # seconds before this process queues the same symbol again
 UNRESOLVED = (Order.Status.SENT, Order.Status.UNKNOWN, Order.Status.NEW, Order.Status.PARTIALLY_FILLED)
 
 

@@ -30,7 +30,7 @@ SIGNED = {"/fapi/v1/order", "/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v
 class Fault:
     method: str
     path: str
-    kind: str  # status, after_fill, stall, rate_limit
+    kind: str  # status, after_fill, stall, rate_limit, answer_new
     status: int = 503
     code: int = -1000
     msg: str = ""
@@ -73,6 +73,7 @@ class FakeBinance:
             self.requests: list[Request] = []
             self.faults: list[Fault] = []
             self.next_order_id = 1000
+            self.order_delay = 0.0  # seconds every new order waits before it fills (orders in flight)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -91,6 +92,11 @@ class FakeBinance:
     def fail_next(self, path: str, *, status: int = 503, code: int = -1000, msg: str = "", method: str = "POST",
                   after_fill: bool = False) -> None:
         self.faults.append(Fault(method, path, "after_fill" if after_fill else "status", status, code, msg))
+
+    def answer_new_next(self, path: str = "/fapi/v1/order", *, method: str = "POST") -> None:
+        """The order is placed and fills, but the answer says NEW with nothing executed yet (Binance
+        may answer a market order before the matching engine has filled it)."""
+        self.faults.append(Fault(method, path, "answer_new"))
 
     def stall_next(self, path: str, seconds: float, *, method: str = "POST") -> None:
         self.faults.append(Fault(method, path, "stall", seconds=seconds))
@@ -122,10 +128,14 @@ class FakeBinance:
                 raise Answer(fault.status, {"code": fault.code, "msg": fault.msg or "Service Unavailable."})
             if fault and fault.kind == "stall":
                 time.sleep(fault.seconds)
+            if method == "POST" and path == "/fapi/v1/order" and self.order_delay:
+                time.sleep(self.order_delay)
             if path in SIGNED:
                 self._verify(headers, query, params)
             with self.lock:
                 result = self._route(method, path, params)
+            if fault and fault.kind == "answer_new":
+                result = {**result, "status": "NEW", "executedQty": "0", "avgPrice": "0.00"}
             if fault and fault.kind == "after_fill":
                 raise Answer(503, {"code": -1000, "msg": "Unknown error, please check your request or try again later. "
                                    "Execution status unknown."})

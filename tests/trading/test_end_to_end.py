@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from preferences.models import StrategyPreference
+from tests.support.cluster import database_url
 from tests.support.queue import queued_jobs, run_queued_jobs
 from trading.exchange import reset_exchange
 from trading.models import Execution, Order, Position, Signal, SymbolLane
@@ -244,14 +245,6 @@ def test_it_places_one_order_when_two_workers_take_the_same_signal(binance_fake)
     assert Execution.objects.get(signal=signal).status == "filled"
 
 
-def _database_url() -> str:
-    """The test database, for a subprocess to share."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_it_places_one_order_when_a_worker_is_killed_while_its_order_is_in_flight(binance_fake, binance_settings):
@@ -264,7 +257,7 @@ def test_it_places_one_order_when_a_worker_is_killed_while_its_order_is_in_fligh
     StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
     signal = alert(Client(), execute=False)
     binance_fake.stall_next("/fapi/v1/order", 1.0)  # the order fills 1 s after it arrives
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": _database_url(),
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
            "EXCHANGE": "binance", "BINANCE_BASE_URL": binance_fake.url, "BINANCE_API_KEY": binance_settings.BINANCE_API_KEY,
            "BINANCE_API_SECRET": binance_settings.BINANCE_API_SECRET, "BINANCE_RECV_WINDOW": "5000", "BINANCE_TIMEOUT": "5"}
     code = f"import django; django.setup(); from trading.tasks import execute_signal; execute_signal({signal.pk})"
