@@ -1,14 +1,6 @@
-from typing import Final, TypedDict
-
 from django.db import models
 
-
-class AmountSize(TypedDict):
-    max_digits: int
-    decimal_places: int
-
-
-AMOUNT: Final[AmountSize] = {"max_digits": 28, "decimal_places": 10}
+from trading.models.amounts import AMOUNT
 
 
 class AccountSnapshot(models.Model):
@@ -29,3 +21,35 @@ class AccountSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.exchange} {self.taken_at:%Y-%m-%d %H:%M:%S} equity {self.equity} {self.asset}"
+
+
+class LedgerEntry(models.Model):
+    """One line of the exchange's own ledger of money: realized P&L, commission, funding fee… in the
+    account's asset. The source of truth for analytics (Binance `/fapi/v1/income` keeps three months;
+    this table keeps them for good). Imported idempotently: unique by account, tranId and kind."""
+
+    class Kind(models.TextChoices):
+        REALIZED_PNL = "REALIZED_PNL", "Realized P&L"
+        COMMISSION = "COMMISSION", "Commission"
+        FUNDING_FEE = "FUNDING_FEE", "Funding fee"
+        OTHER = "OTHER", "Other"
+
+    account = models.CharField(max_length=64, db_index=True, help_text="The exchange account (see Exchange.account_id).")
+    tran_id = models.CharField(max_length=64, help_text="The exchange's transaction id (tranId).")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    symbol = models.CharField(max_length=30, blank=True, db_index=True)
+    amount = models.DecimalField(**AMOUNT, help_text="Signed, in `asset`: positive is money in.")
+    asset = models.CharField(max_length=10, default="USDT")
+    time = models.DateTimeField(db_index=True)
+    trade_id = models.CharField(max_length=64, blank=True)
+    order = models.ForeignKey("trading.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="ledger")
+    strategy = models.CharField(max_length=100, blank=True, db_index=True, help_text="Attributed through the order, if ours.")
+    info = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        constraints = [models.UniqueConstraint(fields=["account", "tran_id", "kind"], name="ledger_entry_once")]
+        indexes = [models.Index(fields=["account", "time"], name="ledger_account_time")]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.kind} {self.symbol} {self.amount} {self.asset}"
