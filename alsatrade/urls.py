@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from alsatrade.health import health
 from preferences.api import PreferenceChange, PreferenceList
-from trading.api import AccountSummary, ExecutionList, OrderList, PositionList, SignalList
+from trading.api import AccountSummary, ExecutionList, Halt, OrderList, PositionList, SignalList
 from trading.webhook import WebhookView
 
 admin.site.site_header = "Alsa Trade"
@@ -26,6 +26,7 @@ urlpatterns = [
     path("orders", OrderList.as_view(), name="api-orders"),
     path("positions", PositionList.as_view(), name="api-positions"),
     path("account/summary", AccountSummary.as_view(), name="api-account-summary"),
+    path("halt", Halt.as_view(), name="api-halt"),
     path("preferences/current", PreferenceList.as_view(), name="api-preferences"),
     path("preferences/<str:type>", PreferenceChange.as_view(), name="api-preference-change"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -18,6 +18,7 @@ class StrategyPreferenceAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "enabled", "products", "notes"]}),
         ("Trading", {"fields": ["direction", "sizing", "allocation_pct", "leverage", "margin_type", "price_tolerance_pct"]}),
+        ("Risk limits", {"fields": ["max_daily_loss", "max_open_positions", "halted_until"]}),
         ("Webhook", {"fields": ["new_passphrase", "clear_passphrase", "max_signal_age"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]

@@ -29,6 +29,8 @@ PREFERENCE_TYPES = {
     "allocation": "allocation_pct",
     "margin": "margin_type",
     "sizing": "sizing",
+    "max_daily_loss": "max_daily_loss",
+    "max_open_positions": "max_open_positions",
 }
 BOOLEAN_WORDS = {"true": True, "false": False}
 
@@ -40,7 +42,8 @@ class PreferenceSerializer(AmountModelSerializer):
         model = StrategyPreference
         fields = [
             "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
-            "price_tolerance_pct", "max_signal_age", "has_own_passphrase", "updated_at",
+            "price_tolerance_pct", "max_daily_loss", "max_open_positions", "halted_until", "max_signal_age",
+            "has_own_passphrase", "updated_at",
         ]
         read_only_fields = fields
 
@@ -53,7 +56,8 @@ class PreferenceChangeSerializer(serializers.Serializer):
     value = serializers.JSONField(
         allow_null=True,
         help_text="product: list or comma-separated symbols · strategy: true/false · direction: long/short/both · "
-        "leverage: 1–125 · allocation: 0 < x ≤ 100 · margin: cross/isolated · sizing: allocation/signal"
+        "leverage: 1–125 · allocation: 0 < x ≤ 100 · margin: cross/isolated · sizing: allocation/signal · "
+        "max_daily_loss: USDT or null · max_open_positions: ≥ 1 or null"
     )
 
 

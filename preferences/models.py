@@ -48,6 +48,24 @@ class StrategyPreference(models.Model):
         help_text="An alert's price further than this from the mark price is not trusted: the order is sized at the "
         "mark price instead, and the execution says so.",
     )
+    max_daily_loss = models.DecimalField(
+        "max daily loss (USDT)",
+        max_digits=28,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Net realized loss since 00:00 UTC that halts the strategy's opening orders until the next UTC day. "
+        "Empty: no limit.",
+    )
+    max_open_positions = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Open positions across the strategy's symbols beyond which no new one is opened. Empty: no limit.",
+    )
+    halted_until = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Set when the daily loss limit is reached: opening orders are refused until then. Clear it to lift the halt.",
+    )
     passphrase_hash = models.CharField(
         max_length=64, blank=True, editable=False, help_text="SHA-256 of the strategy's own webhook passphrase, if any."
     )

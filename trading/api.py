@@ -10,6 +10,7 @@ from django_filters import rest_framework as filters  # type: ignore[import-unty
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,8 +18,9 @@ from rest_framework.views import APIView
 from alsatrade.api_fields import AmountField, AmountModelSerializer
 from analytics.models import AccountSnapshot
 from trading.exchange import get_exchange
+from trading.halt import halt_set, positions_flatten
 from trading.intake import redact
-from trading.models import Execution, Order, Position, Signal
+from trading.models import Execution, Order, Position, Signal, TradingHalt
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -205,3 +207,46 @@ def account_summary(snapshot: AccountSnapshot | None, positions: QuerySet[Positi
         "positions": positions,
         "message": "",
     }
+
+
+class HaltSerializer(serializers.Serializer):
+    halted = serializers.BooleanField()
+    flatten = serializers.BooleanField(default=False, write_only=True,
+                                       help_text="Also close every open position now (through the normal execution path).")
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    changed_by = serializers.CharField(read_only=True)
+    changed_at = serializers.DateTimeField(read_only=True)
+    flattening = serializers.ListField(child=serializers.IntegerField(), read_only=True,
+                                       help_text="The ids of the close signals queued by `flatten`.")
+
+
+class CanHalt(BasePermission):
+    message = "Changing the kill switch needs the trading.change_tradinghalt permission."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return request.method in SAFE_METHODS or request.user.has_perm("trading.change_tradinghalt")
+
+
+class Halt(APIView):
+    """The kill switch. While halted, opening orders are refused with the reason and closing orders
+    still go out; `flatten` closes every open position now. The state survives restarts."""
+
+    permission_classes = [IsAuthenticated, CanHalt]
+
+    @extend_schema(responses=HaltSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(HaltSerializer({**_halt_state(), "flattening": []}).data)
+
+    @extend_schema(request=HaltSerializer, responses=HaltSerializer)
+    def post(self, request: Request) -> Response:
+        data = HaltSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        who = request.user.get_username()
+        halt_set(halted=data.validated_data["halted"], reason=data.validated_data["reason"], by=who)
+        flattening = positions_flatten(by=who) if data.validated_data["flatten"] else []
+        return Response(HaltSerializer({**_halt_state(), "flattening": flattening}).data)
+
+
+def _halt_state() -> dict:
+    halt = TradingHalt.current()
+    return {"halted": halt.halted, "reason": halt.reason, "changed_by": halt.changed_by, "changed_at": halt.changed_at}

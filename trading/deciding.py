@@ -21,6 +21,7 @@ from trading import engine
 from trading.exchange import Exchange, PermanentError
 from trading.mandate import Mandate
 from trading.models import Execution, Position, Signal
+from trading.risk import OpeningLimits, opening_limits
 from trading.upkeep import snapshot_take
 
 EQUITY_MAX_AGE = timedelta(seconds=120)  # sizing uses the last account snapshot younger than this
@@ -40,6 +41,8 @@ def decide(*, signal: Signal, exchange: Exchange, mandate: Mandate) -> engine.Pl
     if mandate.too_late():
         return Verdict(Execution.Status.SKIPPED, f"too late: {mandate.age():.1f} s after receipt, over "
                                                  f"EXECUTION_MAX_DELAY ({settings.EXECUTION_MAX_DELAY} s)")
+    if signal.origin == Signal.Origin.OPERATOR:
+        return _plan_flatten(signal, exchange, mandate)
     preference = _preference_now(signal)
     refusal = trade_refusal(preference, signal.strategy, signal.symbol)
     if refusal or preference is None:
@@ -67,8 +70,10 @@ def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, ma
     rules = mandate.retrying(exchange.get_symbol_rules, signal.symbol)
     book = position_book(signal.symbol, mandate.retrying(exchange.is_hedge_mode))
     opening = engine.entry_side(intent) is not None
-    equity = _equity(exchange, mandate) if opening and preference.sizing == "allocation" else None
-    plan_at = partial(engine.plan, intent=intent, preference=_engine_preference(preference), book=book,
+    limits = opening_limits(preference, signal.symbol) if opening else OpeningLimits()
+    sizing_needed = opening and preference.sizing == "allocation" and not limits.opens
+    equity = _equity(exchange, mandate) if sizing_needed else None
+    plan_at = partial(engine.plan, intent=intent, preference=_engine_preference(preference, limits), book=book,
                       rules=rules, equity=equity)
     if not opening:
         return plan_at(mark=None)
@@ -81,10 +86,22 @@ def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, ma
     return plan
 
 
-def _engine_preference(preference: StrategyPreference) -> engine.Preference:
+def _engine_preference(preference: StrategyPreference, limits: OpeningLimits) -> engine.Preference:
     return engine.Preference(direction=preference.direction, sizing=preference.sizing,
                              allocation_pct=preference.allocation_pct, leverage=preference.leverage,
-                             price_tolerance_pct=preference.price_tolerance_pct)
+                             price_tolerance_pct=preference.price_tolerance_pct, opens_refused=limits.opens,
+                             new_positions_refused=limits.new_positions)
+
+
+def _plan_flatten(signal: Signal, exchange: Exchange, mandate: Mandate) -> engine.Plan | Verdict:
+    """An operator's close of a whole position (the kill switch's flatten): no strategy to ask."""
+    rules = mandate.retrying(exchange.get_symbol_rules, signal.symbol)
+    book = position_book(signal.symbol, mandate.retrying(exchange.is_hedge_mode))
+    plan = engine.plan(intent=engine.Intent(action="close"), preference=engine.Preference(), book=book, rules=rules,
+                       mark=None, equity=None)
+    if plan.outcome != engine.Outcome.TRADE:
+        return Verdict(Execution.Status.NOTHING, plan.reason)
+    return plan
 
 
 def position_book(symbol: str, hedge_mode: bool) -> engine.Book:

@@ -32,6 +32,8 @@ class Preference:
     allocation_pct: Decimal = Decimal(10)
     leverage: int = 1
     price_tolerance_pct: Decimal = Decimal(5)  # how far the alert's price may be from the mark price
+    opens_refused: str = ""  # a limit that refuses every opening leg (kill switch, daily loss): why
+    new_positions_refused: str = ""  # a limit that refuses opening a new position (adds may go on): why
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,12 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
             f"filtered by direction: the strategy trades {preference.direction} only, and a "
             f"{intent.action} with no {opposite} position open would open a {side}",
         )
+    purpose = "add" if _held(book, side) > 0 else "open"
+    limit = preference.opens_refused or (preference.new_positions_refused if purpose == "open" else "")
+    if limit:
+        if legs:
+            return Plan(Outcome.TRADE, f"close the {opposite} position; the {side} was not opened: {limit}", tuple(legs))
+        return Plan(Outcome.REFUSED, f"no order sent: {limit}")
     choice = choose_price(intent.price, mark, preference.price_tolerance_pct)
     price = choice.price
     quantity, sizing, problem = _size(intent, preference, rules, price, equity)
@@ -177,7 +185,6 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
             return Plan(Outcome.TRADE, f"close the {opposite} position; the {side} was not opened: {problem}{note}",
                         tuple(legs), sizing, price)
         return Plan(Outcome.REFUSED, f"no order sent: {problem}{note}", (), sizing, price)
-    purpose = "add" if _held(book, side) > 0 else "open"
     legs.append(_open_leg(side, quantity, purpose, book))
     reason = f"{'reverse to' if len(legs) > 1 else purpose} {side} {plain(quantity)}{note}"
     return Plan(Outcome.TRADE, reason, tuple(legs), sizing, price)

@@ -1,6 +1,6 @@
 from trading.models.execution import Execution, Order, Position
 from trading.models.paper import PaperAccount, PaperOrder, PaperPosition, PaperPrice
-from trading.models.runtime import SymbolLane, SymbolSetting, WorkerHeartbeat
+from trading.models.runtime import SymbolLane, SymbolSetting, TradingHalt, WorkerHeartbeat
 from trading.models.signal import Signal
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "Signal",
     "SymbolLane",
     "SymbolSetting",
+    "TradingHalt",
     "WorkerHeartbeat",
 ]

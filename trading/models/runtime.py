@@ -39,3 +39,24 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at:%H:%M:%S}"
+
+
+class TradingHalt(models.Model):
+    """The kill switch, one row: while halted, opening legs are refused and closing legs still go
+    out. It lives in the database, so it survives restarts and binds every worker."""
+
+    halted = models.BooleanField(default=False)
+    reason = models.CharField(max_length=255, blank=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "trading halt (kill switch)"
+
+    def __str__(self) -> str:
+        return "halted" if self.halted else "trading"
+
+    @classmethod
+    def current(cls) -> "TradingHalt":
+        halt, _ = cls.objects.get_or_create(pk=1)
+        return halt

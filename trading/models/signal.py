@@ -18,6 +18,11 @@ class Signal(models.Model):
 
     FINAL_STATUSES = (Status.FILTERED, Status.REJECTED, Status.DONE, Status.FAILED)
 
+    class Origin(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        OPERATOR = "operator", "Operator (flatten)"
+
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.WEBHOOK)
     # The raw body as parsed, with the passphrase removed; empty for unauthenticated attempts.
     payload = models.JSONField(default=dict, blank=True)
     action = models.CharField(max_length=20, blank=True)

@@ -1,0 +1,37 @@
+"""The kill switch: halt opening orders everywhere, and optionally close every open position now.
+
+While halted, every opening leg is refused with the reason and closing legs still go out
+(trading/risk.py). `flatten` queues, for each open position, an operator signal that closes it
+through the normal execution path: its lane, its exactly-once sending, its record.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from trading.models import Position, Signal, TradingHalt
+from trading.queue import enqueue_execution
+
+
+def halt_set(*, halted: bool, reason: str = "", by: str = "") -> TradingHalt:
+    halt = TradingHalt.current()
+    halt.halted, halt.reason, halt.changed_by = halted, reason[:255] if halted else "", by[:150]
+    halt.save()
+    return halt
+
+
+def positions_flatten(*, by: str) -> list[int]:
+    """Queue a close of every open position; the operator signals' ids."""
+    now = timezone.now()
+    symbols = sorted(set(Position.objects.exclude(amount=0).values_list("symbol", flat=True)))
+    signal_ids = []
+    with transaction.atomic():
+        for symbol in symbols:
+            signal = Signal.objects.create(
+                origin=Signal.Origin.OPERATOR, action="close", symbol=symbol, strategy="(flatten)",
+                status=Signal.Status.QUEUED, received_at=now, queued_at=now, http_status=202,
+                idempotency_key=f"flatten:{now.timestamp():.6f}:{symbol}", comment=f"flatten by {by}"[:255],
+                reason="flatten: close the whole position",
+            )
+            enqueue_execution(signal.pk)
+            signal_ids.append(signal.pk)
+    return signal_ids
