@@ -31,6 +31,7 @@ PREFERENCE_TYPES = {
     "sizing": "sizing",
     "max_daily_loss": "max_daily_loss",
     "max_open_positions": "max_open_positions",
+    "sync_to_alert": "sync_to_alert",
 }
 BOOLEAN_WORDS = {"true": True, "false": False}
 
@@ -42,7 +43,7 @@ class PreferenceSerializer(AmountModelSerializer):
         model = StrategyPreference
         fields = [
             "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
-            "price_tolerance_pct", "max_daily_loss", "max_open_positions", "halted_until", "max_signal_age",
+            "price_tolerance_pct", "max_daily_loss", "max_open_positions", "sync_to_alert", "halted_until", "max_signal_age",
             "has_own_passphrase", "updated_at",
         ]
         read_only_fields = fields
@@ -145,12 +146,12 @@ def bound_form(preference: StrategyPreference, *, kind: str, field: str, value: 
 def form_value(kind: str, value: object) -> object:
     """JSON the form's HTML-minded fields would misread is refused here: a checkbox reads any
     non-empty word as "on", and the products splitter cannot read a number."""
-    if kind == "strategy":
+    if kind in ("strategy", "sync_to_alert"):
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
             return BOOLEAN_WORDS[value.strip().lower()]
-        raise ValidationError({"strategy": [f"{json.dumps(value)} is not true or false."]})
+        raise ValidationError({kind: [f"{json.dumps(value)} is not true or false."]})
     if kind == "product" and not isinstance(value, (str, list)):
         raise ValidationError({"product": ['Give a list of symbols or a comma-separated string, e.g. ["BTCUSDT", "ETHUSDT"].']})
     return value

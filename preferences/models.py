@@ -62,6 +62,11 @@ class StrategyPreference(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="Open positions across the strategy's symbols beyond which no new one is opened. Empty: no limit.",
     )
+    sync_to_alert = models.BooleanField(
+        default=False,
+        help_text="When an alert says the strategy was flat before it but we hold the position (an exit alert was "
+        "missed), do not add to it: trade to the alert's stated position rather than the delta.",
+    )
     halted_until = models.DateTimeField(
         null=True, blank=True,
         help_text="Set when the daily loss limit is reached: opening orders are refused until then. Clear it to lift the halt.",

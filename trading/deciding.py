@@ -35,6 +35,7 @@ class Verdict:
     status: Execution.Status
     reason: str
     signal_status: Signal.Status | None = None
+    mismatch: str = ""  # see engine.alert_mismatch
 
 
 def decide(*, signal: Signal, exchange: Exchange, mandate: Mandate) -> engine.Plan | Verdict:
@@ -49,11 +50,11 @@ def decide(*, signal: Signal, exchange: Exchange, mandate: Mandate) -> engine.Pl
         return Verdict(Execution.Status.NOTHING, f"since the signal arrived: {refusal}", Signal.Status.FILTERED)
     plan = _plan(signal, preference, exchange, mandate)
     if plan.outcome == engine.Outcome.FILTERED:
-        return Verdict(Execution.Status.NOTHING, plan.reason, Signal.Status.FILTERED)
+        return Verdict(Execution.Status.NOTHING, plan.reason, Signal.Status.FILTERED, plan.mismatch)
     if plan.outcome == engine.Outcome.NOTHING:
-        return Verdict(Execution.Status.NOTHING, plan.reason)
+        return Verdict(Execution.Status.NOTHING, plan.reason, mismatch=plan.mismatch)
     if plan.outcome == engine.Outcome.REFUSED:
-        return Verdict(Execution.Status.SKIPPED, plan.reason)
+        return Verdict(Execution.Status.SKIPPED, plan.reason, mismatch=plan.mismatch)
     return plan
 
 
@@ -66,7 +67,7 @@ def _preference_now(signal: Signal) -> StrategyPreference | None:
 
 def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, mandate: Mandate) -> engine.Plan:
     intent = engine.Intent(action=signal.action, quantity=signal.quantity, price=signal.price,
-                           market_position=signal.market_position)
+                           market_position=signal.market_position, prev_market_position=signal.prev_market_position)
     rules = mandate.retrying(exchange.get_symbol_rules, signal.symbol)
     book = position_book(signal.symbol, mandate.retrying(exchange.is_hedge_mode))
     opening = engine.entry_side(intent) is not None
@@ -90,7 +91,7 @@ def _engine_preference(preference: StrategyPreference, limits: OpeningLimits) ->
     return engine.Preference(direction=preference.direction, sizing=preference.sizing,
                              allocation_pct=preference.allocation_pct, leverage=preference.leverage,
                              price_tolerance_pct=preference.price_tolerance_pct, opens_refused=limits.opens,
-                             new_positions_refused=limits.new_positions)
+                             new_positions_refused=limits.new_positions, sync_to_alert=preference.sync_to_alert)
 
 
 def _plan_flatten(signal: Signal, exchange: Exchange, mandate: Mandate) -> engine.Plan | Verdict:

@@ -5,7 +5,7 @@ Whether a `sell` opens a short, closes a long, or reverses one into the other de
 position at the moment of execution, which is why this runs in the worker, not in the webhook.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -23,6 +23,7 @@ class Intent:
     quantity: Decimal | None = None
     price: Decimal | None = None
     market_position: str = ""  # long, short, flat or "" (TradingView's strategy.market_position)
+    prev_market_position: str = ""  # the strategy's position before this order, as TradingView saw it
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Preference:
     price_tolerance_pct: Decimal = Decimal(5)  # how far the alert's price may be from the mark price
     opens_refused: str = ""  # a limit that refuses every opening leg (kill switch, daily loss): why
     new_positions_refused: str = ""  # a limit that refuses opening a new position (adds may go on): why
+    sync_to_alert: bool = False  # on a missed alert, trade to the alert's stated position, not the delta
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Plan:
     legs: tuple[Leg, ...] = ()
     sizing: dict[str, Any] = field(default_factory=dict)  # the inputs of the quantity, for the record
     price: Decimal | None = None  # the price the legs were sized and checked at
+    mismatch: str = ""  # the alert's previous position disagreed with ours (see alert_mismatch)
 
     @property
     def opens(self) -> bool:
@@ -92,6 +95,7 @@ class Plan:
             "legs": [leg.as_dict() for leg in self.legs],
             "sizing": self.sizing,
             "price": None if self.price is None else plain(self.price),
+            "mismatch": self.mismatch,
         }
 
     @classmethod
@@ -102,6 +106,7 @@ class Plan:
             legs=tuple(Leg.from_dict(leg) for leg in data.get("legs", [])),
             sizing=data.get("sizing", {}),
             price=Decimal(data["price"]) if data.get("price") else None,
+            mismatch=data.get("mismatch", ""),
         )
 
 
@@ -128,8 +133,28 @@ def plan(*, intent: Intent, preference: Preference, book: Book, rules: SymbolRul
     """`mark` is the exchange's mark price, when known: entries are checked and sized against it."""
     side = entry_side(intent)
     if side is None:
-        return _plan_close(intent.action, book, rules)
-    return _plan_entry(side, intent, preference, book, rules, mark, equity)
+        decided = _plan_close(intent.action, book, rules)
+    else:
+        decided = _plan_entry(side, intent, preference, book, rules, mark, equity)
+    mismatch = alert_mismatch(intent, book)
+    return replace(decided, mismatch=mismatch) if mismatch else decided
+
+
+def alert_mismatch(intent: Intent, book: Book) -> str:
+    """When the alert says where the strategy stood before this order (TradingView's
+    `prev_market_position`) and our position disagrees, a previous alert was probably never
+    delivered: say so in plain words; "" when they agree or the alert does not say."""
+    said = intent.prev_market_position
+    if said not in ("long", "short", "flat"):
+        return ""
+    ours = "long" if book.long > 0 and not book.short else "short" if book.short > 0 and not book.long else "flat"
+    if book.long > 0 and book.short > 0:
+        ours = "long and short"
+    if said == ours or (said != "flat" and _held(book, said) > 0):
+        return ""
+    size = {"long": plain(book.long), "short": plain(book.short)}.get(ours, "")
+    return (f"the alert says the strategy was {said} before this order, but our position is {ours}"
+            f"{' ' + size if size else ''}: an earlier alert may have been missed")
 
 
 def entry_side(intent: Intent) -> str | None:
@@ -169,6 +194,10 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
             f"{intent.action} with no {opposite} position open would open a {side}",
         )
     purpose = "add" if _held(book, side) > 0 else "open"
+    if purpose == "add" and preference.sync_to_alert and intent.prev_market_position == "flat":
+        held = plain(_held(book, side))
+        return Plan(Outcome.NOTHING, f"already {side} {held}: the alert's position ({side}) is reached — it says the "
+                                     f"strategy was flat before, so an exit alert was missed; not adding (sync to alert)")
     limit = preference.opens_refused or (preference.new_positions_refused if purpose == "open" else "")
     if limit:
         if legs:

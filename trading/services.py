@@ -117,11 +117,14 @@ def _plan_for(execution: Execution, signal: Signal, exchange: Exchange, mandate:
     if execution.decision:
         return Plan.from_dict(execution.decision)
     decision = deciding.decide(signal=signal, exchange=exchange, mandate=mandate)
+    execution.alert_mismatch = decision.mismatch
+    if decision.mismatch:
+        logger.warning("signal %s %s: %s", signal.pk, signal.symbol, decision.mismatch)
     if isinstance(decision, deciding.Verdict):
         recording.execution_finish(execution, decision.status, decision.reason, signal_status=decision.signal_status)
         return None
     execution.decision = decision.as_dict()
-    execution.save(update_fields=["decision"])
+    execution.save(update_fields=["decision", "alert_mismatch"])
     return decision
 
 

@@ -213,3 +213,28 @@ def test_it_reads_a_stored_plan_back_as_the_same_plan():
     result = run("sell", book=Book(long=D("0.2")), mark="45000", preference=Preference(leverage=5))
     again = Plan.from_dict(result.as_dict())
     assert again == result and again.outcome is Outcome.TRADE and again.opens
+
+
+# --- missed alerts (issue #10) -------------------------------------------------------------------------
+def test_it_flags_an_alert_whose_previous_position_disagrees_with_ours():
+    intent_book = Book(long=D("0.111"))
+    result = plan(intent=Intent(action="buy", price=D("45000"), prev_market_position="flat"), preference=Preference(),
+                  book=intent_book, rules=BTC, mark=None, equity=D("10000"))
+    assert result.mismatch == ("the alert says the strategy was flat before this order, but our position is long 0.111: "
+                               "an earlier alert may have been missed")
+    assert result.outcome == "trade" and result.legs[0].purpose == "add"  # without sync_to_alert: the delta
+
+
+def test_it_does_not_flag_an_alert_that_agrees_or_says_nothing():
+    for prev, book in (("long", Book(long=D("0.1"))), ("flat", Book()), ("", Book(long=D("0.1")))):
+        result = plan(intent=Intent(action="buy", price=D("45000"), prev_market_position=prev), preference=Preference(),
+                      book=book, rules=BTC, mark=None, equity=D("10000"))
+        assert result.mismatch == "", prev
+
+
+def test_it_trades_to_the_alerts_position_with_sync_to_alert():
+    result = plan(intent=Intent(action="buy", price=D("45000"), prev_market_position="flat"),
+                  preference=Preference(sync_to_alert=True), book=Book(long=D("0.111")), rules=BTC, mark=None,
+                  equity=D("10000"))
+    assert result.outcome == "nothing" and result.legs == ()
+    assert "the alert's position (long) is reached" in result.reason and result.mismatch

@@ -132,3 +132,24 @@ def test_it_sets_the_limits_through_the_preferences_api(strategy, staff_api):
     assert bad.status_code == 400 and "max_open_positions" in bad.json()
     assert client.post("/preferences/max_daily_loss", {"strategy": "ALSAPRO 1", "value": None}, format="json").json()[
         "max_daily_loss"] is None
+
+
+def test_it_flags_a_missed_alert_on_the_execution_and_syncs_when_asked(strategy):
+    execute(strategy)  # long 0.111; TradingView's exit alert for it never arrives
+    now = timezone.now()
+    signal = Signal.objects.create(action="buy", symbol="BTCUSDT", strategy=strategy.name, preference=strategy,
+                                   price=D("45000"), prev_market_position="flat", status=Signal.Status.QUEUED,
+                                   received_at=now, queued_at=now, idempotency_key="missed-1")
+    execute_signal(signal.pk)
+    flagged = Execution.objects.get(signal=signal)
+    assert "says the strategy was flat before this order, but our position is long 0.111" in flagged.alert_mismatch
+    assert flagged.status == Execution.Status.FILLED  # the delta, as before: an add
+    strategy.sync_to_alert = True
+    strategy.save()
+    signal = Signal.objects.create(action="buy", symbol="BTCUSDT", strategy=strategy.name, preference=strategy,
+                                   price=D("45000"), prev_market_position="flat", status=Signal.Status.QUEUED,
+                                   received_at=now, queued_at=now, idempotency_key="missed-2")
+    execute_signal(signal.pk)
+    synced = Execution.objects.get(signal=signal)
+    assert synced.status == Execution.Status.NOTHING and synced.alert_mismatch
+    assert Position.objects.get(symbol="BTCUSDT").amount == D("0.222")  # no third buy

@@ -28,6 +28,9 @@ class Execution(models.Model):
     reason = models.TextField(blank=True, help_text="In plain words: what happened and why.")
     error_code = models.CharField(max_length=20, blank=True)
     error_message = models.TextField(blank=True)
+    alert_mismatch = models.TextField(
+        blank=True, help_text="The alert's stated previous position disagreed with ours: an alert may have been missed."
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
 
     signal_price = models.DecimalField(**AMOUNT, null=True, blank=True)
