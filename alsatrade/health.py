@@ -57,6 +57,14 @@ def check_queue() -> dict[str, object]:
     return result
 
 
+def check_protection() -> dict[str, object]:
+    """Open positions left without the stop-loss / take-profit their strategy asks for."""
+    from trading.protection import positions_unprotected
+
+    alarms = positions_unprotected()
+    return {"ok": not alarms, "unprotected_positions": alarms}
+
+
 def check_exchange() -> dict[str, object]:
     # Cached briefly so a monitor polling every second does not spend exchange request weight.
     result: dict[str, object] | None = cache.get("health:exchange")
@@ -96,7 +104,9 @@ def health(request: HttpRequest) -> JsonResponse:
 
 def run_checks() -> dict[str, dict[str, object]]:
     checks: dict[str, dict[str, object]] = {}
-    for name, check in (("database", check_database), ("queue", check_queue), ("exchange", check_exchange)):
+    named = (("database", check_database), ("queue", check_queue), ("exchange", check_exchange),
+             ("protection", check_protection))
+    for name, check in named:
         try:
             checks[name] = check()
         except Exception:  # a health check reports failures, it does not raise them

@@ -13,6 +13,7 @@ admin.site.site_title = "Alsa Trade admin"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/ui/", permanent=False), name="home"),
+    path("ui/strategies/", include("preferences.urls")),
     path("ui/", include("analytics.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

@@ -1,7 +1,9 @@
-"""Periodic account snapshot: balances for sizing and the P&L history, positions reconciled."""
+"""Periodic jobs: the account snapshot (balances for sizing and the P&L history, positions
+reconciled) and the import of the exchange's ledger."""
 
 from django.utils import timezone
 
+from analytics.ledger import ledger_import
 from trading.exchange import get_exchange
 from trading.upkeep import positions_reconcile, snapshot_take
 
@@ -12,3 +14,9 @@ def take_snapshot() -> str:
     snapshot = snapshot_take(exchange)
     changed = positions_reconcile(exchange, read_started)
     return f"equity {snapshot.equity} {snapshot.asset}; {changed} position(s) reconciled"
+
+
+def import_ledger() -> str:
+    """Every 5 minutes (migration analytics/0004): safe to run twice, the import skips what it holds."""
+    imported = ledger_import(get_exchange())
+    return f"{imported} ledger line(s) imported"

@@ -1,11 +1,12 @@
 from django.contrib import admin
 
+from alsatrade.admin import DisplayAdmin
 from preferences.forms import StrategyPreferenceForm
 from preferences.models import StrategyPreference
 
 
 @admin.register(StrategyPreference)
-class StrategyPreferenceAdmin(admin.ModelAdmin):
+class StrategyPreferenceAdmin(DisplayAdmin):
     form = StrategyPreferenceForm
     list_display = [
         "name", "enabled", "product_list", "direction", "leverage", "margin_type", "sizing", "allocation_pct", "own_passphrase",
@@ -18,7 +19,8 @@ class StrategyPreferenceAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "enabled", "products", "notes"]}),
         ("Trading", {"fields": ["direction", "sizing", "allocation_pct", "leverage", "margin_type", "price_tolerance_pct"]}),
-        ("Risk limits", {"fields": ["max_daily_loss", "max_open_positions", "halted_until"]}),
+        ("Protection and risk", {"fields": ["stop_loss", "take_profit", "max_daily_loss", "max_open_positions",
+                                      "halted_until", "sync_to_alert"]}),
         ("Webhook", {"fields": ["new_passphrase", "clear_passphrase", "max_signal_age"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]

@@ -32,6 +32,8 @@ PREFERENCE_TYPES = {
     "max_daily_loss": "max_daily_loss",
     "max_open_positions": "max_open_positions",
     "sync_to_alert": "sync_to_alert",
+    "stop_loss": "stop_loss",
+    "take_profit": "take_profit",
 }
 BOOLEAN_WORDS = {"true": True, "false": False}
 
@@ -43,8 +45,8 @@ class PreferenceSerializer(AmountModelSerializer):
         model = StrategyPreference
         fields = [
             "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
-            "price_tolerance_pct", "max_daily_loss", "max_open_positions", "sync_to_alert", "halted_until", "max_signal_age",
-            "has_own_passphrase", "updated_at",
+            "price_tolerance_pct", "stop_loss", "take_profit", "max_daily_loss", "max_open_positions", "sync_to_alert",
+            "halted_until", "max_signal_age", "has_own_passphrase", "updated_at",
         ]
         read_only_fields = fields
 

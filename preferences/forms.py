@@ -40,8 +40,8 @@ class StrategyPreferenceForm(forms.ModelForm):
         model = StrategyPreference
         fields = [
             "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
-            "price_tolerance_pct", "max_daily_loss", "max_open_positions", "sync_to_alert", "halted_until",
-            "max_signal_age", "notes",
+            "price_tolerance_pct", "stop_loss", "take_profit", "max_daily_loss", "max_open_positions", "sync_to_alert",
+            "halted_until", "max_signal_age", "notes",
         ]
 
     def clean_new_passphrase(self) -> str:

@@ -48,6 +48,17 @@ class StrategyPreference(models.Model):
         help_text="An alert's price further than this from the mark price is not trusted: the order is sized at the "
         "mark price instead, and the execution says so.",
     )
+    stop_loss = models.DecimalField(
+        "stop-loss %", max_digits=7, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="A stop-loss this percent from the entry fill price, placed on the exchange after each entry. "
+        "Empty or 0: none (an alert's `sl` price still places one).",
+    )
+    take_profit = models.DecimalField(
+        "take-profit %", max_digits=8, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000"))],
+        help_text="A take-profit this percent from the entry fill price. Empty or 0: none (an alert's `tp` still places one).",
+    )
     max_daily_loss = models.DecimalField(
         "max daily loss (USDT)",
         max_digits=28,

@@ -1,13 +1,16 @@
-from decimal import Decimal
+import json
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import admin
-from django.db.models import Model
+from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from alsatrade.admin import ReadOnlyAdmin
+from alsatrade.admin import InternalAdmin, ReadOnlyAdmin, ReadOnlyDisplay, plain_amount
+from analytics.timeline import decision_plan, sizing_rows
 from trading.admin_filters import ConfiguredStrategyFilter
+from trading.exchange import get_exchange
 from trading.models import (
     Execution,
     Order,
@@ -26,9 +29,10 @@ ORDER_INLINE_FIELDS = [
     "leg", "purpose", "side", "quantity", "reduce_only", "status", "executed_qty", "avg_price", "realized_pnl", "client_order_id",
     "exchange_order_id",
 ]
+EXECUTION_STAGES = ["received_at", "queued_at", "started_at", "sent_at", "acknowledged_at", "finished_at"]
 
 
-class OrderInline(admin.TabularInline):
+class OrderInline(ReadOnlyDisplay, admin.TabularInline):
     model = Order
     extra = 0
     can_delete = False
@@ -50,6 +54,7 @@ class SignalAdmin(ReadOnlyAdmin):
     search_fields = ["id", "strategy", "symbol", "idempotency_key", "reason", "source_ip"]
     date_hierarchy = "received_at"
     list_select_related = ["preference"]
+    ms_fields = ["received_at", "queued_at"]
 
 
 @admin.register(Execution)
@@ -58,7 +63,15 @@ class ExecutionAdmin(ReadOnlyAdmin):
     list_filter = ["status", "exchange", "strategy", "symbol"]
     search_fields = ["id", "signal__id", "strategy", "symbol", "reason", "error_code"]
     date_hierarchy = "received_at"
-    readonly_fields = ["stages"]
+    fieldsets = [
+        (None, {"fields": ["signal", "strategy", "symbol", "exchange", "status", "reason", "attempts", "error_code",
+                           "error_message"]}),
+        ("Decision", {"fields": ["decision_table"]}),
+        ("Prices", {"fields": ["signal_price", "fill_price", "slippage_bps"]}),
+        ("Timing", {"fields": [*EXECUTION_STAGES, "stages"]}),
+    ]
+    readonly_fields = ["decision_table", "stages"]
+    ms_fields = EXECUTION_STAGES
     inlines = [OrderInline]
 
     @admin.display(description="latency (ms)")
@@ -67,7 +80,43 @@ class ExecutionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="stage timings (ms)")
     def stages(self, obj: Execution) -> SafeString:
-        return format_html_join(", ", "{}: {}", obj.stage_ms.items())
+        shown = ((stage, "—" if ms is None else ms) for stage, ms in obj.stage_ms.items())
+        return format_html_join(", ", "{}: {}", shown)
+
+    @admin.display(description="decision")
+    def decision_table(self, obj: Execution) -> SafeString:
+        plan = decision_plan(obj.decision)
+        if plan is None:
+            # Nothing planned, or a record older than the Plan format: shown as stored.
+            stored = json.dumps(obj.decision, indent=2, ensure_ascii=False) if obj.decision else "none recorded"
+            return format_html("<pre>{}</pre>", stored)
+        legs = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td class='num'>{}</td><td>{}</td><td>{}</td></tr>",
+            ((number, leg.purpose, leg.side, plain_amount(leg.quantity), "yes" if leg.reduce_only else "no", leg.position_side)
+             for number, leg in enumerate(plan.legs, start=1)),
+        ) or format_html("<tr><td colspan='6'>{}</td></tr>", "no order legs: nothing was to be sent")
+        sizing = format_html_join(
+            "", "<tr><th scope='row'>{}</th><td class='num'>{}</td></tr>",
+            ((label, readable(value)) for label, value in sizing_rows(plan.sizing)),
+        ) or format_html("<tr><td colspan='2'>{}</td></tr>", "nothing was sized")
+        price = f" at {plain_amount(plan.price)}" if plan.price is not None else ""
+        return format_html(
+            "<p class='decision-reason'><strong>{}</strong>: {}{}</p>"
+            "<table class='decision-legs'><caption>Legs</caption><thead><tr><th>#</th><th>purpose</th><th>side</th>"
+            "<th class='num'>quantity</th><th>reduce only</th><th>position side</th></tr></thead><tbody>{}</tbody></table>"
+            "<table class='decision-sizing'><caption>Sizing inputs</caption><tbody>{}</tbody></table>",
+            plan.outcome, plan.reason, price, legs, sizing,
+        )
+
+
+def readable(value: object) -> str:
+    """A sizing input as people read it: numbers normalised, words as they are."""
+    if isinstance(value, bool):
+        return str(value)
+    try:
+        return plain_amount(Decimal(str(value)))
+    except InvalidOperation:
+        return str(value)
 
 
 @admin.register(Order)
@@ -79,45 +128,39 @@ class OrderAdmin(ReadOnlyAdmin):
     list_filter = ["status", "side", "symbol", "reduce_only"]
     search_fields = ["client_order_id", "exchange_order_id", "symbol"]
     date_hierarchy = "created_at"
+    ms_fields = ["created_at", "sent_at", "acknowledged_at"]
 
 
 @admin.register(Position)
 class PositionAdmin(ReadOnlyAdmin):
     list_display = [
-        "symbol", "position_side", "amount", "entry_price", "mark_price", "unrealized_pnl", "realized_pnl", "leverage",
-        "margin_type", "updated_at",
+        "symbol", "position_side", "amount", "entry_price", "mark_price", "unrealized_pnl", "realized_pnl",
+        "applied_leverage", "applied_margin_type", "updated_at",
     ]
-    list_filter = ["position_side", "margin_type"]
+    list_filter = ["position_side"]
     search_fields = ["symbol"]
+    # The mirror's own leverage and margin type are never filled (v3 position rows carry neither):
+    # what was applied comes from SymbolSetting instead.
+    exclude = ["leverage", "margin_type"]
+    readonly_fields = ["applied_leverage", "applied_margin_type"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Position]:
+        # What was last set on the account this deployment trades now (testnet and production
+        # differ), as recorded when the worker set it: the exchange's v3 position rows carry neither.
+        applied = SymbolSetting.objects.filter(account=get_exchange().account_id, symbol=OuterRef("symbol"))
+        return super().get_queryset(request).annotate(
+            setting_leverage=Subquery(applied.values("leverage")[:1]),
+            setting_margin_type=Subquery(applied.values("margin_type")[:1]),
+        )
 
-@admin.register(PaperAccount)
-class PaperAccountAdmin(ReadOnlyAdmin):
-    list_display = ["asset", "wallet_balance", "updated_at"]
+    @admin.display(description="leverage applied")
+    def applied_leverage(self, obj: Position) -> str:
+        leverage = getattr(obj, "setting_leverage", None)
+        return f"{leverage}x" if leverage else "not set yet"
 
-
-@admin.register(PaperPosition)
-class PaperPositionAdmin(ReadOnlyAdmin):
-    list_display = ["symbol", "position_side", "amount", "entry_price", "leverage", "margin_type", "updated_at"]
-    search_fields = ["symbol"]
-
-
-@admin.register(PaperOrder)
-class PaperOrderAdmin(ReadOnlyAdmin):
-    list_display = [
-        "client_order_id", "created_at", "symbol", "side", "quantity", "avg_price", "commission", "realized_pnl", "status",
-    ]
-    search_fields = ["client_order_id", "symbol"]
-
-
-@admin.register(PaperPrice)
-class PaperPriceAdmin(ReadOnlyAdmin):
-    list_display = ["symbol", "price", "updated_at"]
-
-
-@admin.register(SymbolLane)
-class SymbolLaneAdmin(ReadOnlyAdmin):
-    list_display = ["symbol", "holder", "lease_until"]
+    @admin.display(description="margin type applied")
+    def applied_margin_type(self, obj: Position) -> str:
+        return getattr(obj, "setting_margin_type", None) or "not set yet"
 
 
 @admin.register(SymbolSetting)
@@ -125,6 +168,35 @@ class SymbolSettingAdmin(ReadOnlyAdmin):
     list_display = ["account", "symbol", "leverage", "margin_type", "updated_at"]
 
 
+@admin.register(PaperAccount)
+class PaperAccountAdmin(InternalAdmin, ReadOnlyAdmin):
+    list_display = ["asset", "wallet_balance", "updated_at"]
+
+
+@admin.register(PaperPosition)
+class PaperPositionAdmin(InternalAdmin, ReadOnlyAdmin):
+    list_display = ["symbol", "position_side", "amount", "entry_price", "leverage", "margin_type", "updated_at"]
+    search_fields = ["symbol"]
+
+
+@admin.register(PaperOrder)
+class PaperOrderAdmin(InternalAdmin, ReadOnlyAdmin):
+    list_display = [
+        "client_order_id", "created_at", "symbol", "side", "quantity", "avg_price", "commission", "realized_pnl", "status",
+    ]
+    search_fields = ["client_order_id", "symbol"]
+
+
+@admin.register(PaperPrice)
+class PaperPriceAdmin(InternalAdmin, ReadOnlyAdmin):
+    list_display = ["symbol", "price", "updated_at"]
+
+
+@admin.register(SymbolLane)
+class SymbolLaneAdmin(InternalAdmin, ReadOnlyAdmin):
+    list_display = ["symbol", "holder", "lease_until"]
+
+
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+class WorkerHeartbeatAdmin(InternalAdmin, ReadOnlyAdmin):
     list_display = ["name", "host", "beat_at"]

@@ -55,6 +55,8 @@ class ParsedSignal:
     position_size: Decimal | None = None
     market_position: str = ""
     prev_market_position: str = ""
+    stop_loss: Decimal | None = None  # the alert's `sl` price: wins over the strategy's stop_loss percent
+    take_profit: Decimal | None = None  # the alert's `tp` price
     sender_id: str = ""
     comment: str = ""
 
@@ -139,6 +141,8 @@ def parse_signal(data: dict) -> ParsedSignal:
     position_size = take("position_size", _amount, "signed")
     market_position = take("market_position", _market_position)
     prev_market_position = take("prev_market_position", _market_position)
+    stop_loss = take("sl", _amount, "positive")
+    take_profit = take("tp", _amount, "positive")
     sender_id = take("id", _text, MAX_ID, False)
     comment = _comment(data.get("comment"))
     # A required reader returns a value or records an error, so the None tests never decide: they tell
@@ -149,7 +153,7 @@ def parse_signal(data: dict) -> ParsedSignal:
         action=action, symbol=symbol, strategy=strategy, sender_time=sender_time,
         passphrase=passphrase_of(data), quantity=quantity, price=price, position_size=position_size,
         market_position=market_position or "", prev_market_position=prev_market_position or "",
-        sender_id=sender_id or "", comment=comment,
+        stop_loss=stop_loss, take_profit=take_profit, sender_id=sender_id or "", comment=comment,
     )
 
 

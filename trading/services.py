@@ -16,7 +16,7 @@ import logging
 
 from django.db.models import F
 
-from trading import deciding, recording, sending
+from trading import deciding, protection, recording, sending
 from trading.engine import Leg, Plan
 from trading.exchange import (
     Exchange,
@@ -79,6 +79,8 @@ def signal_execute(*, signal: Signal, lane: Lane) -> Execution | None:
         if plan is not None:
             orders = _legs_execute(execution, plan, signal, exchange, mandate)
             recording.execution_conclude(execution, plan, orders, signal.price)
+            if any(order.status == Order.Status.FILLED for order in orders):
+                protection.position_protect(execution=execution, signal=signal, exchange=exchange)
     except LaneLost:
         raise
     except PermanentError as error:

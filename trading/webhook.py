@@ -211,7 +211,8 @@ def _signal_fields(parsed: ParsedSignal, payload: dict, source_ip: str | None, r
         "payload": payload, "action": parsed.action, "symbol": parsed.symbol, "quantity": parsed.quantity,
         "price": parsed.price, "strategy": parsed.strategy, "sender_time": parsed.sender_time,
         "market_position": parsed.market_position, "prev_market_position": parsed.prev_market_position,
-        "position_size": parsed.position_size, "comment": parsed.comment, "source_ip": source_ip,
+        "position_size": parsed.position_size, "stop_loss": parsed.stop_loss, "take_profit": parsed.take_profit,
+        "comment": parsed.comment, "source_ip": source_ip,
         "received_at": received_at,
     }
 

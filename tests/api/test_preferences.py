@@ -34,7 +34,8 @@ def test_it_lists_every_strategy_without_the_passphrase_hash(api, strategy):
     assert first == {
         "name": "ALSAPRO 1", "enabled": True, "products": ["BTCUSDT"], "direction": "both", "leverage": 5,
         "margin_type": "cross", "sizing": "allocation", "allocation_pct": "12.5", "price_tolerance_pct": "5",
-        "max_daily_loss": None, "max_open_positions": None, "sync_to_alert": False, "halted_until": None,
+        "stop_loss": None, "take_profit": None, "max_daily_loss": None, "max_open_positions": None,
+        "sync_to_alert": False, "halted_until": None,
         "max_signal_age": 120, "has_own_passphrase": True, "updated_at": first["updated_at"],
     }
     assert (second["name"], second["enabled"], second["has_own_passphrase"]) == ("Disabled one", False, False)

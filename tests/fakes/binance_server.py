@@ -10,6 +10,7 @@ drift. Tests drive the real connector against it over real HTTP.
 import hashlib
 import hmac
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from trading.pnl import position_after
 API_KEY = "fake-api-key-0123456789"
 API_SECRET = "fake-api-secret-9876543210"
 SIGNED = {"/fapi/v1/order", "/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/positionSide/dual",
-          "/fapi/v3/account", "/fapi/v3/balance", "/fapi/v3/positionRisk"}
+          "/fapi/v3/account", "/fapi/v3/balance", "/fapi/v3/positionRisk", "/fapi/v1/algoOrder", "/fapi/v1/openAlgoOrders",
+          "/fapi/v1/income", "/fapi/v1/userTrades"}
+TAKER_FEE = Decimal("0.0005")  # Binance's standard USDⓈ-M taker rate
 
 
 @dataclass
@@ -43,6 +46,54 @@ class Request:
     path: str
     params: dict
     at: float = field(default_factory=time.time)
+
+
+@dataclass
+class RandomFaults:
+    """The chaos proof's exchange (bench/chaos.py): every order request draws, from a seeded RNG, one
+    of the faults an order meets in practice, each with probability `p`, or none. Each fault drawn is
+    logged with the client order id it hit, so a failed check can show what the exchange did."""
+
+    seed: int
+    p: float
+    stall_seconds: float = 1.5  # past a client timeout of 1 s; the order then fills
+    retry_after: int = 1
+    lookup_p: float | None = None  # probability of a 503 to an order lookup; None: p
+    log: list[tuple[float, str, str, str]] = field(default_factory=list)  # (at, method, client order id, kind)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def draw(self, request: Request) -> Fault | None:
+        if request.path != "/fapi/v1/order" or request.method not in ("POST", "GET"):
+            return None
+        roll = self.rng.random()
+        p = self.lookup_p if request.method == "GET" and self.lookup_p is not None else self.p
+        for index, (kind, fault) in enumerate(self._kinds(request.method)):
+            if roll < p * (index + 1):
+                client_id = request.params.get("newClientOrderId") or request.params.get("origClientOrderId", "")
+                self.log.append((request.at, request.method, client_id, kind))
+                return fault
+        return None
+
+    def _kinds(self, method: str) -> list[tuple[str, Fault]]:
+        path = "/fapi/v1/order"
+        if method == "GET":
+            return [("503 to a lookup", Fault("GET", path, "status", status=503))]
+        return [
+            ("503 after filling", Fault("POST", path, "after_fill")),
+            ("stall, then fill", Fault("POST", path, "stall", seconds=self.stall_seconds)),
+            ("429 Retry-After", Fault("POST", path, "rate_limit", status=429, seconds=self.retry_after)),
+            ("-1021 timestamp", Fault("POST", path, "status", status=400, code=-1021,
+                                      msg="Timestamp for this request is outside of the recvWindow.")),
+            ("500 before filling", Fault("POST", path, "status", status=500, code=-1000, msg="Internal error.")),
+        ]
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, _, _, kind in self.log:
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
 
 class Answer(Exception):
@@ -74,7 +125,13 @@ class FakeBinance:
             self.requests: list[Request] = []
             self.faults: list[Fault] = []
             self.next_order_id = 1000
+            self.algo_orders: dict[str, dict] = {}  # clientAlgoId → the resting conditional order
             self.order_delay = 0.0  # seconds every new order waits before it fills (orders in flight)
+            self.random_faults: RandomFaults | None = None  # faults at random (bench/chaos.py)
+            self.income: list[dict] = []  # the ledger, oldest first (/fapi/v1/income)
+            self.trades: list[dict] = []  # every fill (/fapi/v1/userTrades)
+            self.next_tran_id = 9000
+            self.next_trade_id = 5000
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -105,6 +162,12 @@ class FakeBinance:
     def rate_limit_next(self, path: str, *, retry_after: int = 1, method: str = "POST", status: int = 429) -> None:
         """429 (slow down) or 418 (banned), with Retry-After."""
         self.faults.append(Fault(method, path, "rate_limit", status=status, seconds=retry_after))
+
+    def add_funding(self, symbol: str, amount: str) -> None:
+        """A funding fee settles on the wallet (negative: paid), as Binance does every 8 hours."""
+        with self.lock:
+            self.wallet += Decimal(amount)
+            self._add_income(symbol, "FUNDING_FEE", Decimal(amount), self.server_ms(), trade_id="")
 
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
@@ -149,6 +212,8 @@ class FakeBinance:
             if fault.path == path and fault.method == method:
                 self.faults.remove(fault)
                 return fault
+        if self.random_faults is not None:  # handle() just appended this request, under the same lock
+            return self.random_faults.draw(self.requests[-1])
         return None
 
     def _verify(self, headers, query: str, params: dict) -> None:
@@ -173,12 +238,18 @@ class FakeBinance:
                 "symbol": params["symbol"], "markPrice": str(self._price(params["symbol"]))
             },
             ("POST", "/fapi/v1/order"): lambda: self._new_order(params),
+            ("POST", "/fapi/v1/algoOrder"): lambda: self._new_algo_order(params),
+            ("DELETE", "/fapi/v1/algoOrder"): lambda: self._cancel_algo_order(params),
+            ("GET", "/fapi/v1/openAlgoOrders"): lambda: [o for o in self.algo_orders.values()
+                                                        if o["symbol"] == params.get("symbol", o["symbol"])],
             ("GET", "/fapi/v1/order"): lambda: self._query_order(params),
             ("POST", "/fapi/v1/leverage"): lambda: self._set_leverage(params),
             ("POST", "/fapi/v1/marginType"): lambda: self._set_margin_type(params),
             ("GET", "/fapi/v1/positionSide/dual"): lambda: {"dualSidePosition": self.hedge_mode},
             ("GET", "/fapi/v3/account"): self._account,
             ("GET", "/fapi/v3/positionRisk"): self._position_risk,
+            ("GET", "/fapi/v1/income"): lambda: self._income_history(params),
+            ("GET", "/fapi/v1/userTrades"): lambda: self._account_trades(params),
         }
         route = routes.get((method, path))
         if route is None:
@@ -221,8 +292,10 @@ class FakeBinance:
             raise Answer(400, {"code": -2019, "msg": "Margin is insufficient."})
         new_amount, new_entry, realized = position_after(amount, entry, signed, price)
         self.positions[(symbol, position_side)] = [new_amount, new_entry]
-        self.wallet += realized
+        commission = quantity * price * TAKER_FEE
+        self.wallet += realized - commission
         self.next_order_id += 1
+        self._record_fill(self.next_order_id, symbol, side, position_side, quantity, price, realized, commission)
         order = {
             "orderId": self.next_order_id, "symbol": symbol, "status": "FILLED",
             "clientOrderId": params.get("newClientOrderId") or f"fake-{self.next_order_id}",
@@ -233,6 +306,77 @@ class FakeBinance:
         }
         self.orders.append(order)
         return order
+
+    def _record_fill(self, order_id: int, symbol: str, side: str, position_side: str, quantity: Decimal,
+                     price: Decimal, realized: Decimal, commission: Decimal) -> None:
+        """One trade per fill, and its lines in the ledger, all at the fill's time."""
+        self.next_trade_id += 1
+        now = self.server_ms()
+        self.trades.append({
+            "buyer": side == "BUY", "commission": str(commission), "commissionAsset": "USDT", "id": self.next_trade_id,
+            "maker": False, "orderId": order_id, "price": str(price), "qty": str(quantity),
+            "quoteQty": str(quantity * price), "realizedPnl": str(realized), "side": side, "positionSide": position_side,
+            "symbol": symbol, "time": now,
+        })
+        if realized:
+            self._add_income(symbol, "REALIZED_PNL", realized, now, trade_id=str(self.next_trade_id))
+        self._add_income(symbol, "COMMISSION", -commission, now, trade_id=str(self.next_trade_id))
+
+    def _add_income(self, symbol: str, income_type: str, amount: Decimal, time_ms: int, *, trade_id: str) -> None:
+        self.next_tran_id += 1
+        self.income.append({"symbol": symbol, "incomeType": income_type, "income": str(amount), "asset": "USDT",
+                            "info": income_type, "time": time_ms, "tranId": self.next_tran_id, "tradeId": trade_id})
+
+    def _income_history(self, params: dict) -> list[dict]:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History
+        start = int(params.get("startTime", self.server_ms() - 7 * 24 * 3600 * 1000))
+        end = int(params.get("endTime", 2**62))
+        limit = min(int(params.get("limit", 100)), 1000)
+        rows = [row for row in self.income if start <= row["time"] <= end
+                and params.get("symbol", row["symbol"]) == row["symbol"]
+                and params.get("incomeType", row["incomeType"]) == row["incomeType"]]
+        return sorted(rows, key=lambda row: (row["time"], row["tranId"]))[:limit]
+
+    def _account_trades(self, params: dict) -> list[dict]:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List
+        self._price(params["symbol"])
+        return [trade for trade in self.trades if trade["symbol"] == params["symbol"]
+                and ("orderId" not in params or str(trade["orderId"]) == params["orderId"])]
+
+    # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Algo-Order
+    def _new_algo_order(self, params: dict) -> dict:
+        symbol, client_id = params["symbol"], params.get("clientAlgoId", "")
+        rules = bundled_rules()[symbol]
+        if params.get("algoType") != "CONDITIONAL" or params.get("type") not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
+            raise Answer(400, {"code": -1116, "msg": "Invalid orderType."})
+        if client_id in self.algo_orders:
+            raise Answer(400, {"code": -4116, "msg": "ClientOrderId is duplicated."})
+        _check_precision(params["triggerPrice"], rules.tick_size)
+        self.next_order_id += 1
+        order = {"algoId": self.next_order_id, "clientAlgoId": client_id, "algoType": "CONDITIONAL",
+                 "orderType": params["type"], "symbol": symbol, "side": params["side"],
+                 "positionSide": params.get("positionSide", "BOTH"), "triggerPrice": params["triggerPrice"],
+                 "closePosition": params.get("closePosition") == "true", "algoStatus": "NEW",
+                 "workingType": params.get("workingType", "CONTRACT_PRICE")}
+        self.algo_orders[client_id] = order
+        return order
+
+    def _cancel_algo_order(self, params: dict) -> dict:
+        order = self.algo_orders.pop(params.get("clientAlgoId", ""), None)
+        if order is None:
+            raise Answer(400, {"code": -2011, "msg": "Unknown order sent."})
+        return {"algoId": order["algoId"], "clientAlgoId": order["clientAlgoId"], "code": "200", "msg": "success"}
+
+    def trigger_protective(self, client_id: str) -> None:
+        """The market reaches a protective order's trigger: it closes the whole position (test helper)."""
+        with self.lock:
+            order = self.algo_orders.pop(client_id)
+            symbol, side = order["symbol"], order["positionSide"]
+            amount, entry = self.positions.get((symbol, side), [Decimal(0), Decimal(0)])
+            price = Decimal(order["triggerPrice"])
+            _, _, realized = position_after(amount, entry, -amount, price)
+            self.positions[(symbol, side)] = [Decimal(0), Decimal(0)]
+            self.wallet += realized
 
     def _query_order(self, params: dict) -> dict:
         for order in reversed(self.orders):

@@ -238,3 +238,28 @@ def test_it_trades_to_the_alerts_position_with_sync_to_alert():
                   equity=D("10000"))
     assert result.outcome == "nothing" and result.legs == ()
     assert "the alert's position (long) is reached" in result.reason and result.mismatch
+
+
+# --- protective orders' trigger prices (issue #10) ---------------------------------------------------
+def test_it_sets_triggers_from_percents_rounded_towards_the_price():
+    from trading.stops import Protection, protections_for
+
+    long = protections_for(amount=D("0.1"), entry=D("45000.05"), tick=BTC.tick_size, stop_loss_pct=D("2"),
+                           take_profit_pct=D("3"))
+    # 45000.05 × 0.98 = 44100.049 → up to 44100.1; × 1.03 = 46350.0515 → down to 46350.0
+    assert long.protections == (Protection("stop_loss", "SELL", D("44100.1")), Protection("take_profit", "SELL", D("46350.0")))
+    short = protections_for(amount=D("-0.1"), entry=D("45000.05"), tick=BTC.tick_size, stop_loss_pct=D("2"),
+                            take_profit_pct=D("3"))
+    # × 1.02 = 45900.051 → down to 45900.0; × 0.97 = 43650.0485 → up to 43650.1
+    assert short.protections == (Protection("stop_loss", "BUY", D("45900.0")), Protection("take_profit", "BUY", D("43650.1")))
+
+
+def test_the_alerts_prices_win_and_a_wrong_side_price_is_refused():
+    from trading.stops import protections_for
+
+    wanted = protections_for(amount=D("0.1"), entry=D("45000"), tick=BTC.tick_size, stop_loss_pct=D("2"),
+                             take_profit_pct=None, sl_price=D("44000.04"), tp_price=D("44000"))
+    assert [(p.kind, p.trigger) for p in wanted.protections] == [("stop_loss", D("44000.1"))]
+    assert wanted.problems == ("no take-profit placed: its trigger 44000 is not above the long's entry 45000",)
+    assert protections_for(amount=D("0"), entry=D("45000"), tick=BTC.tick_size, stop_loss_pct=D("2"),
+                           take_profit_pct=D("2")).protections == ()

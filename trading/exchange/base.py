@@ -6,6 +6,7 @@ family below.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_DOWN, Decimal, localcontext
 from enum import StrEnum
 from typing import Any, Protocol
@@ -108,6 +109,68 @@ class Balance:
     unrealized_pnl: Decimal
 
 
+class IncomeKind(StrEnum):
+    """A ledger line's kind, in our words (analytics.models.LedgerEntry.Kind holds the same values)."""
+
+    REALIZED_PNL = "REALIZED_PNL"
+    COMMISSION = "COMMISSION"
+    FUNDING_FEE = "FUNDING_FEE"
+    OTHER = "OTHER"
+
+
+@dataclass(frozen=True)
+class IncomeRecord:
+    """One line of the exchange's ledger of money (Binance's income history)."""
+
+    tran_id: str  # unique per kind for one account
+    kind: IncomeKind
+    symbol: str  # "" when the line concerns no symbol (a transfer)
+    amount: Decimal  # signed: positive is money in
+    asset: str
+    time: datetime  # UTC
+    trade_id: str = ""  # the trade that caused it, if any
+    info: str = ""  # the exchange's note; for OTHER, its own name for the kind
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One trade that filled (part of) an order."""
+
+    trade_id: str
+    order_id: str  # the exchange's order id (OrderResult.exchange_order_id)
+    symbol: str
+    side: str  # "BUY" or "SELL"
+    price: Decimal
+    qty: Decimal
+    commission: Decimal  # a cost: positive is money out
+    commission_asset: str
+    realized_pnl: Decimal
+    time: datetime  # UTC
+
+
+@dataclass(frozen=True)
+class ProtectiveRequest:
+    """A stop-loss or take-profit that closes the whole position when the mark price reaches `trigger`."""
+
+    symbol: str
+    kind: str  # stop_loss, take_profit
+    side: str  # the closing side: SELL protects a long
+    trigger: Decimal
+    client_id: str  # ^[.A-Z:/a-z0-9_-]{1,36}$, derived from the signal: a retry cannot place two
+    position_side: str = "BOTH"
+
+
+@dataclass(frozen=True)
+class ProtectiveState:
+    """A protective order resting at the exchange."""
+
+    client_id: str
+    exchange_id: str
+    symbol: str
+    kind: str
+    trigger: Decimal
+
+
 # --- errors ------------------------------------------------------------------------------------------
 class ExchangeError(Exception):
     """Base of every error an adapter raises. `reason` is for a trader; `code` is the exchange's own,
@@ -189,3 +252,25 @@ class Exchange(Protocol):
     def get_mark_price(self, symbol: str) -> Decimal: ...
 
     def server_time_ms(self) -> int: ...
+
+    def get_income(self, *, start_ms: int | None, limit: int) -> list[IncomeRecord]:
+        """One page of the ledger, oldest first, from `start_ms` (inclusive; None: as far back as the
+        exchange keeps) — at most `limit` lines."""
+        ...
+
+    def get_fills(self, symbol: str, *, order_id: str) -> list[Fill]:
+        """The trades that filled the order with this exchange order id."""
+        ...
+
+    def place_protective(self, request: ProtectiveRequest) -> str:
+        """Rest a protective order at the exchange; its exchange id. A client id already resting
+        there counts as placed."""
+        ...
+
+    def cancel_protective(self, symbol: str, client_id: str) -> None:
+        """Take a protective order off the exchange; one that is not there any more is fine."""
+        ...
+
+    def open_protective(self, symbol: str) -> list[ProtectiveState]:
+        """The protective orders resting at the exchange for the symbol."""
+        ...

@@ -7,12 +7,16 @@ shared by every worker process. It refuses what Binance would refuse, with Binan
 """
 
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
 
 from trading.exchange.base import (
     Balance,
+    Fill,
+    IncomeKind,
+    IncomeRecord,
     NothingToReduce,
     OrderRequest,
     OrderResult,
@@ -20,14 +24,17 @@ from trading.exchange.base import (
     PermanentError,
     PositionInfo,
     PrecisionRejected,
+    ProtectiveRequest,
+    ProtectiveState,
     SymbolRules,
 )
 from trading.exchange.rules import bundled_rules_for
-from trading.models import PaperAccount, PaperOrder, PaperPosition, PaperPrice
+from trading.models import PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective
 from trading.pnl import position_after
 
 ASSET = "USDT"
 DEFAULT_LEVERAGE = 20  # Binance's default for a symbol never configured
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class PaperExchange:
@@ -170,11 +177,70 @@ class PaperExchange:
         return price
 
     def observe_price(self, symbol: str, price: Decimal) -> None:
-        """The paper market moves with the prices signals carry."""
+        """The paper market moves with the prices signals carry; a protective order whose trigger the
+        price crossed closes its position, as the exchange's would."""
         PaperPrice.objects.update_or_create(symbol=symbol, defaults={"price": price})
+        for protective in PaperProtective.objects.filter(symbol=symbol, status="open"):
+            if _crossed(protective, price):
+                self._trigger(protective, price)
+
+    # --- protective orders ------------------------------------------------------------------------
+    def place_protective(self, request: ProtectiveRequest) -> str:
+        self.get_symbol_rules(request.symbol)
+        protective, _ = PaperProtective.objects.get_or_create(
+            client_id=request.client_id,
+            defaults={"symbol": request.symbol, "position_side": request.position_side, "kind": request.kind,
+                      "side": request.side, "trigger": request.trigger},
+        )
+        return f"paper-algo-{protective.pk}"
+
+    def cancel_protective(self, symbol: str, client_id: str) -> None:
+        PaperProtective.objects.filter(symbol=symbol, client_id=client_id, status="open").update(status="cancelled")
+
+    def open_protective(self, symbol: str) -> list[ProtectiveState]:
+        return [
+            ProtectiveState(client_id=p.client_id, exchange_id=f"paper-algo-{p.pk}", symbol=p.symbol, kind=p.kind,
+                            trigger=p.trigger)
+            for p in PaperProtective.objects.filter(symbol=symbol, status="open").order_by("id")
+        ]
+
+    def _trigger(self, protective: PaperProtective, price: Decimal) -> None:
+        """Close the whole position at `price` (closePosition), then retire the order."""
+        with transaction.atomic():
+            position = self._position(protective.symbol, protective.position_side, lock=True)
+            held = abs(position.amount)
+            if held and (position.amount > 0) == (protective.side == "SELL"):
+                request = OrderRequest(symbol=protective.symbol, side=protective.side, quantity=held,
+                                       client_order_id=f"trig-{protective.pk}", reduce_only=True,
+                                       position_side=protective.position_side)
+                self._fill(request, self._account(lock=True), position, held, price)
+            PaperProtective.objects.filter(pk=protective.pk).update(status="triggered")
 
     def server_time_ms(self) -> int:
         return int(time.time() * 1000)
+
+    # --- the ledger ---------------------------------------------------------------------------
+    def get_income(self, *, start_ms: int | None, limit: int) -> list[IncomeRecord]:
+        """The paper ledger is its orders: each fill charged a commission and may have realized
+        P&L, exactly what it added to the wallet (the paper exchange has no funding)."""
+        orders = PaperOrder.objects.order_by("created_at", "pk")
+        if start_ms is not None:
+            orders = orders.filter(created_at__gte=EPOCH + timedelta(milliseconds=start_ms))
+        records = [record for order in orders[:limit] for record in _income_records(order)]
+        return records[:limit]
+
+    def get_fills(self, symbol: str, *, order_id: str) -> list[Fill]:
+        # A paper order fills in one trade, named like the order.
+        pk = order_id.removeprefix("paper-")
+        paper_order = PaperOrder.objects.filter(pk=pk, symbol=symbol).first() if pk.isdigit() else None
+        if paper_order is None or paper_order.executed_qty == 0:
+            return []
+        return [Fill(
+            trade_id=f"paper-{paper_order.pk}", order_id=f"paper-{paper_order.pk}", symbol=paper_order.symbol,
+            side=paper_order.side, price=paper_order.avg_price, qty=paper_order.executed_qty,
+            commission=paper_order.commission, commission_asset=ASSET, realized_pnl=paper_order.realized_pnl,
+            time=paper_order.created_at,
+        )]
 
     # --- internals ------------------------------------------------------------------------------
     def _account(self, *, lock: bool = False) -> PaperAccount:
@@ -208,6 +274,12 @@ class PaperExchange:
         return account.wallet_balance + unrealized - used
 
 
+def _crossed(protective: PaperProtective, price: Decimal) -> bool:
+    """A long's stop (a SELL stop-loss) triggers at or below its price, its target at or above."""
+    falls = (protective.kind == "stop_loss") == (protective.side == "SELL")
+    return price <= protective.trigger if falls else price >= protective.trigger
+
+
 def _result(paper_order: PaperOrder) -> OrderResult:
     return OrderResult(
         client_order_id=paper_order.client_order_id,
@@ -228,6 +300,15 @@ def _result(paper_order: PaperOrder) -> OrderResult:
         },
     )
 
+
+def _income_records(paper_order: PaperOrder) -> list[IncomeRecord]:
+    lines = [(IncomeKind.REALIZED_PNL, "r", paper_order.realized_pnl), (IncomeKind.COMMISSION, "c", -paper_order.commission)]
+    return [
+        IncomeRecord(tran_id=f"paper-{paper_order.pk}-{suffix}", kind=kind, symbol=paper_order.symbol, amount=amount,
+                     asset=ASSET, time=paper_order.created_at, trade_id=f"paper-{paper_order.pk}")
+        for kind, suffix, amount in lines
+        if amount
+    ]
 
 def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")

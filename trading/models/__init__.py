@@ -1,5 +1,6 @@
 from trading.models.execution import Execution, Order, Position
-from trading.models.paper import PaperAccount, PaperOrder, PaperPosition, PaperPrice
+from trading.models.paper import PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective
+from trading.models.protection import ProtectiveOrder
 from trading.models.runtime import SymbolLane, SymbolSetting, TradingHalt, WorkerHeartbeat
 from trading.models.signal import Signal
 
@@ -10,7 +11,9 @@ __all__ = [
     "PaperOrder",
     "PaperPosition",
     "PaperPrice",
+    "PaperProtective",
     "Position",
+    "ProtectiveOrder",
     "Signal",
     "SymbolLane",
     "SymbolSetting",

@@ -28,6 +28,9 @@ class Execution(models.Model):
     reason = models.TextField(blank=True, help_text="In plain words: what happened and why.")
     error_code = models.CharField(max_length=20, blank=True)
     error_message = models.TextField(blank=True)
+    protection_alarm = models.TextField(
+        blank=True, help_text="The position was left without the stop-loss / take-profit its strategy asks for: why."
+    )
     alert_mismatch = models.TextField(
         blank=True, help_text="The alert's stated previous position disagreed with ours: an alert may have been missed."
     )
@@ -129,7 +132,7 @@ class Order(models.Model):
         constraints = [models.UniqueConstraint(fields=["execution", "leg"], name="order_one_per_leg")]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.quantity} {self.symbol} ({self.status})"
+        return f"{self.side} {self.quantity.normalize():f} {self.symbol} ({self.status})"
 
     @property
     def notional(self) -> Decimal | None:
@@ -155,7 +158,7 @@ class Position(models.Model):
         constraints = [models.UniqueConstraint(fields=["symbol", "position_side"], name="position_one_per_side")]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.amount:+f}" if self.amount else f"{self.symbol} flat"
+        return f"{self.symbol} {self.amount.normalize():+f}" if self.amount else f"{self.symbol} flat"
 
     @property
     def side(self) -> str:

@@ -60,3 +60,20 @@ class PaperPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.price}"
+
+
+class PaperProtective(models.Model):
+    """A stop-loss or take-profit resting on the paper exchange; it closes the position when a price
+    the paper market sees crosses its trigger."""
+
+    client_id = models.CharField(max_length=36, unique=True)
+    symbol = models.CharField(max_length=30, db_index=True)
+    position_side = models.CharField(max_length=5, default="BOTH")
+    kind = models.CharField(max_length=12)
+    side = models.CharField(max_length=4)
+    trigger = models.DecimalField(**AMOUNT)
+    status = models.CharField(max_length=10, default="open")  # open, triggered, cancelled
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Paper {self.kind} {self.symbol} @ {self.trigger}"

@@ -37,6 +37,8 @@ class Signal(models.Model):
     market_position = models.CharField(max_length=10, blank=True)
     prev_market_position = models.CharField(max_length=10, blank=True)
     position_size = models.DecimalField(**AMOUNT, null=True, blank=True)
+    stop_loss = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="The alert's `sl` price, if any.")
+    take_profit = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="The alert's `tp` price, if any.")
     comment = models.CharField(max_length=255, blank=True)
 
     source_ip = models.GenericIPAddressField(null=True, blank=True)

@@ -1,0 +1,39 @@
+from django.db import models
+from django.utils import timezone
+
+from trading.models.amounts import AMOUNT
+
+
+class ProtectiveOrder(models.Model):
+    """A stop-loss or take-profit resting on the exchange for a position (Binance: a conditional
+    algo order with closePosition), placed after an entry fills and cancelled when it no longer fits."""
+
+    class Kind(models.TextChoices):
+        STOP_LOSS = "stop_loss", "Stop-loss"
+        TAKE_PROFIT = "take_profit", "Take-profit"
+
+    class Status(models.TextChoices):
+        PLACING = "placing", "Placing"
+        ACTIVE = "active", "Active"
+        CANCELLED = "cancelled", "Cancelled"
+        REJECTED = "rejected", "Rejected"
+        GONE = "gone", "No longer at the exchange (triggered or cancelled there)"
+
+    execution = models.ForeignKey("trading.Execution", on_delete=models.PROTECT, related_name="protective_orders")
+    symbol = models.CharField(max_length=30, db_index=True)
+    position_side = models.CharField(max_length=5, default="BOTH")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    side = models.CharField(max_length=4, help_text="The closing side: SELL protects a long.")
+    trigger_price = models.DecimalField(**AMOUNT)
+    client_id = models.CharField(max_length=36, unique=True)
+    exchange_id = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLACING, db_index=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.symbol} @ {self.trigger_price.normalize():f} ({self.status})"

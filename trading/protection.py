@@ -1,0 +1,144 @@
+"""Protective orders: after an execution changed a position, make the exchange hold exactly the
+stop-loss and take-profit its strategy asks for — placed after an entry, re-placed when an add moves
+the entry price, cancelled when the position closes or reverses — then read them back. A position
+left without its configured protection raises an alarm (on the execution, in /health, in the log).
+
+Placing never blocks or undoes the trade: the entry has filled whatever happens here. The client id
+of each protective order is derived from the signal and its kind, so a retry after a lost answer
+cannot place two; the new ones are placed before the old are cancelled, so the position is never
+left bare in between.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.utils import timezone
+
+from preferences.models import StrategyPreference
+from trading.exchange import Exchange, ExchangeError, OutcomeUnknown, ProtectiveRequest, RetryableError
+from trading.models import Execution, Position, ProtectiveOrder, Signal
+from trading.stops import Protection, protections_for
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ATTEMPTS = 3  # per request; a protective order is worth a few quick retries, never an endless wait
+LIVE = (ProtectiveOrder.Status.PLACING, ProtectiveOrder.Status.ACTIVE)
+
+
+def position_protect(*, execution: Execution, signal: Signal, exchange: Exchange) -> str:
+    """Bring the symbol's protective orders in line with its position; the alarm ("" if none)."""
+    preference = StrategyPreference.objects.filter(pk=signal.preference_id).first() if signal.preference_id else None
+    configured = preference is not None and bool(preference.stop_loss or preference.take_profit)
+    alert_prices = signal.stop_loss is not None or signal.take_profit is not None
+    live = list(ProtectiveOrder.objects.filter(symbol=signal.symbol, status__in=LIVE))
+    if not (configured or alert_prices or live):
+        return ""
+    try:
+        alarm = _protect(execution, signal, preference, exchange, live)
+    except ExchangeError as error:
+        alarm = f"protective orders could not be brought up to date: {error.reason}"
+    except Exception as error:  # the trade is done: a bug here must not rewrite its outcome
+        logger.exception("protecting %s after signal %s failed", signal.symbol, signal.pk)
+        alarm = f"protective orders could not be brought up to date: {type(error).__name__}"
+    if alarm:
+        logger.error("signal %s %s: protection alarm: %s", signal.pk, signal.symbol, alarm)
+        Execution.objects.filter(pk=execution.pk).update(protection_alarm=alarm)
+        execution.protection_alarm = alarm
+    return alarm
+
+
+def _protect(execution: Execution, signal: Signal, preference: StrategyPreference | None, exchange: Exchange,
+             live: list[ProtectiveOrder]) -> str:
+    position = Position.objects.filter(symbol=signal.symbol).exclude(amount=0).first()
+    problems: list[str] = []
+    wanted: tuple[Protection, ...] = ()
+    if position is not None:
+        rules = exchange.get_symbol_rules(signal.symbol)
+        plan = protections_for(
+            amount=position.amount, entry=position.entry_price, tick=rules.tick_size,
+            stop_loss_pct=preference.stop_loss if preference else None,
+            take_profit_pct=preference.take_profit if preference else None,
+            sl_price=signal.stop_loss, tp_price=signal.take_profit,
+        )
+        wanted, problems = plan.protections, list(plan.problems)
+    keep = [order for order in live if _fits(order, wanted, position)]
+    for protection in wanted:
+        if not any(order.kind == protection.kind for order in keep):
+            problems += _place(execution, signal, protection, position, exchange)
+    for order in live:
+        if order not in keep:
+            problems += _cancel(order, exchange)
+    if position is not None:
+        problems += _read_back(signal.symbol, exchange)
+    return "; ".join(problems)
+
+
+def _fits(order: ProtectiveOrder, wanted: tuple[Protection, ...], position: Position | None) -> bool:
+    return position is not None and any(
+        p.kind == order.kind and p.side == order.side and p.trigger == order.trigger_price for p in wanted
+    )
+
+
+def _place(execution: Execution, signal: Signal, protection: Protection, position: Position | None,
+           exchange: Exchange) -> list[str]:
+    assert position is not None
+    received_ms = int(signal.received_at.timestamp() * 1000)
+    client_id = f"pt-{signal.pk:x}-{received_ms:x}-{protection.kind[0]}"
+    order, _ = ProtectiveOrder.objects.get_or_create(
+        client_id=client_id,
+        defaults={"execution": execution, "symbol": signal.symbol, "position_side": position.position_side,
+                  "kind": protection.kind, "side": protection.side, "trigger_price": protection.trigger},
+    )
+    request = ProtectiveRequest(symbol=signal.symbol, kind=protection.kind, side=protection.side, trigger=protection.trigger,
+                                client_id=client_id, position_side=position.position_side)
+    try:
+        order.exchange_id = _with_retries(lambda: exchange.place_protective(request))
+    except ExchangeError as error:
+        order.status, order.error_message = ProtectiveOrder.Status.REJECTED, error.reason
+        order.save(update_fields=["status", "error_message", "updated_at"])
+        return [f"{order.get_kind_display().lower()} at {protection.trigger.normalize():f} was refused: {error.reason}"]
+    order.status = ProtectiveOrder.Status.ACTIVE
+    order.save(update_fields=["exchange_id", "status", "updated_at"])
+    return []
+
+
+def _cancel(order: ProtectiveOrder, exchange: Exchange) -> list[str]:
+    try:
+        _with_retries(lambda: exchange.cancel_protective(order.symbol, order.client_id))
+    except ExchangeError as error:
+        return [f"the old {order.get_kind_display().lower()} {order.client_id} could not be cancelled: {error.reason}"]
+    ProtectiveOrder.objects.filter(pk=order.pk).update(status=ProtectiveOrder.Status.CANCELLED, updated_at=timezone.now())
+    return []
+
+
+def _read_back(symbol: str, exchange: Exchange) -> list[str]:
+    """Every protective order we count on must be resting at the exchange."""
+    resting = {state.client_id for state in exchange.open_protective(symbol)}
+    missing = ProtectiveOrder.objects.filter(symbol=symbol, status=ProtectiveOrder.Status.ACTIVE).exclude(client_id__in=resting)
+    gone = [f"the {order.get_kind_display().lower()} {order.client_id} is not at the exchange" for order in missing]
+    missing.update(status=ProtectiveOrder.Status.GONE, updated_at=timezone.now())
+    return gone
+
+
+def _with_retries(call: Callable[[], T]) -> T:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return call()
+        except (RetryableError, OutcomeUnknown):
+            # Safe to repeat: the client id makes a second placement of the same order a no-op.
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def positions_unprotected() -> list[str]:
+    """Open positions whose latest protection attempt raised an alarm, for /health."""
+    alarms = []
+    for position in Position.objects.exclude(amount=0):
+        latest = (Execution.objects.filter(symbol=position.symbol).exclude(finished_at=None)
+                  .order_by("-finished_at").values_list("protection_alarm", flat=True).first())
+        if latest:
+            alarms.append(f"{position.symbol}: {latest}")
+    return alarms
