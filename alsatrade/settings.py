@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "trading",
     "preferences",
     "analytics",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -230,6 +231,37 @@ Q_SUCCESS_KEEP_DAYS = env_int("Q_SUCCESS_KEEP_DAYS", 7, low=1, high=3650)
 HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="").strip()
 if HEALTH_TOKEN and len(HEALTH_TOKEN) < 16:
     raise ImproperlyConfigured("HEALTH_TOKEN is too short to be a secret: use 16+ random characters, or leave it unset.")
+
+# --- Notifications and e-mail (docs/CONFIGURATION.md, Notifications) -----------------------------
+# Channels (Telegram, Discord, e-mail) are configured in the admin; these tune how they are reached.
+NOTIFY_TELEGRAM_API = env.str("NOTIFY_TELEGRAM_API", default="https://api.telegram.org").rstrip("/")
+NOTIFY_TIMEOUT = float(env_decimal("NOTIFY_TIMEOUT", "3", low=Decimal("0.1"), high=Decimal("30")))
+
+# Seconds to wait before each retry of a failed delivery: the list's length + 1 attempts in all.
+NOTIFY_RETRY_DELAYS: list[int] = []
+for _item in env_list("NOTIFY_RETRY_DELAYS") or ["30", "120", "600", "3600"]:
+    if not _item.isdigit() or not 1 <= int(_item) <= 86400:
+        raise ImproperlyConfigured(f"NOTIFY_RETRY_DELAYS: {_item!r} is not a whole number of seconds (1..86400).")
+    NOTIFY_RETRY_DELAYS.append(int(_item))
+# Prefixed to the `/ui/executions/<id>/` link in messages, e.g. https://trade.example.com; unset: the path alone.
+NOTIFY_BASE_URL = env.str("NOTIFY_BASE_URL", default="").rstrip("/")
+# The worker's deliver job hands the request to a sender thread and returns at once, so a chat
+# service that hangs never holds a worker a signal needs. Tests turn it off to send in the job itself.
+NOTIFY_SEND_IN_THREAD = True
+
+# Django's SMTP settings, for e-mail channels. Unset: localhost:25, which most hosts do not serve.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, low=1, high=65535)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are both on: STARTTLS (port 587) or SSL (port 465), not both.")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, low=1, high=120)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="alsatrade@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -8,14 +8,20 @@ through the normal execution path: its lane, its exactly-once sending, its recor
 from django.db import transaction
 from django.utils import timezone
 
+from notifications.events import notify
 from trading.models import Position, Signal, TradingHalt
 from trading.queue import enqueue_execution
 
 
 def halt_set(*, halted: bool, reason: str = "", by: str = "") -> TradingHalt:
     halt = TradingHalt.current()
+    was = halt.halted
     halt.halted, halt.reason, halt.changed_by = halted, reason[:255] if halted else "", by[:150]
     halt.save()
+    if halted != was:
+        text = f"Trading halted by {by}: opening orders are refused" + (f" ({reason})" if reason else "") if halted \
+            else f"Trading resumed by {by}"
+        notify("halt", text)
     return halt
 
 

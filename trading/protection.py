@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from django.utils import timezone
 
+from notifications.events import notify
 from preferences.models import StrategyPreference
 from trading.exchange import Exchange, ExchangeError, OutcomeUnknown, ProtectiveRequest, RetryableError
 from trading.models import Execution, Position, ProtectiveOrder, Signal
@@ -44,6 +45,7 @@ def position_protect(*, execution: Execution, signal: Signal, exchange: Exchange
         alarm = f"protective orders could not be brought up to date: {type(error).__name__}"
     if alarm:
         logger.error("signal %s %s: protection alarm: %s", signal.pk, signal.symbol, alarm)
+        notify("protection", f"{signal.symbol} is not protected as strategy {signal.strategy} asks: {alarm}", strategy=preference)
         Execution.objects.filter(pk=execution.pk).update(protection_alarm=alarm)
         execution.protection_alarm = alarm
     return alarm

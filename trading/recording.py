@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from notifications.events import execution_finished
 from trading.engine import Plan
 from trading.exchange import ExchangeError, NothingToReduce, OrderResult
 from trading.models import Execution, Order, Position, Signal
@@ -135,6 +136,7 @@ def execution_finish(execution: Execution, status: str, reason: str, *, signal_s
             Execution.objects.filter(pk=execution.pk).update(status=status, reason=reason, finished_at=execution.finished_at)
             Signal.objects.filter(pk=execution.signal_id).update(status=signal_status, reason=reason, updated_at=timezone.now())
     logger.info("signal %s %s: %s (%s)", execution.signal_id, execution.symbol, status, reason)
+    execution_finished(execution.pk, status)
 
 
 def _orders_settle(execution: Execution, reason: str) -> None:

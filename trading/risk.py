@@ -13,6 +13,7 @@ from django.db.models import DecimalField, F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from notifications.events import notify
 from preferences.models import StrategyPreference
 from trading.engine import plain
 from trading.models import Order, Position, TradingHalt
@@ -49,8 +50,10 @@ def _daily_loss_refusal(preference: StrategyPreference) -> str:
         return ""
     until = _day_start(now) + timedelta(days=1)
     StrategyPreference.objects.filter(pk=preference.pk).update(halted_until=until)
-    return (f"daily loss limit reached: net realized P&L since 00:00 UTC is {plain(net)} USDT, the limit is "
-            f"-{plain(preference.max_daily_loss)} USDT; opening orders halted until {until:%Y-%m-%d %H:%M} UTC")
+    why = (f"daily loss limit reached: net realized P&L since 00:00 UTC is {plain(net)} USDT, the limit is "
+           f"-{plain(preference.max_daily_loss)} USDT; opening orders halted until {until:%Y-%m-%d %H:%M} UTC")
+    notify("limit", f"Strategy {preference.name}: {why}", strategy=preference)
+    return why
 
 
 def daily_net_pnl(strategy: str, *, since: datetime) -> Decimal:

@@ -16,6 +16,7 @@ import logging
 
 from django.db.models import F
 
+from notifications.events import notify
 from trading import deciding, protection, recording, sending
 from trading.engine import Leg, Plan
 from trading.exchange import (
@@ -122,6 +123,7 @@ def _plan_for(execution: Execution, signal: Signal, exchange: Exchange, mandate:
     execution.alert_mismatch = decision.mismatch
     if decision.mismatch:
         logger.warning("signal %s %s: %s", signal.pk, signal.symbol, decision.mismatch)
+        notify("protection", f"{signal.strategy} {signal.symbol}: {decision.mismatch}", strategy=signal.preference)
     if isinstance(decision, deciding.Verdict):
         recording.execution_finish(execution, decision.status, decision.reason, signal_status=decision.signal_status)
         return None

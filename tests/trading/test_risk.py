@@ -153,3 +153,20 @@ def test_it_flags_a_missed_alert_on_the_execution_and_syncs_when_asked(strategy)
     synced = Execution.objects.get(signal=signal)
     assert synced.status == Execution.Status.NOTHING and synced.alert_mismatch
     assert Position.objects.get(symbol="BTCUSDT").amount == D("0.222")  # no third buy
+
+
+def test_it_tells_the_channels_of_a_halt_a_daily_limit_and_a_missed_alert(strategy, staff_api):
+    from notifications.models import Channel, Notification
+
+    Channel.objects.create(name="ops", kind="email", email_to="ops@example.com", on_fill=False, on_refusal=False)
+    staff_api.post("/halt", {"halted": True, "reason": "exchange incident"}, format="json")
+    staff_api.post("/halt", {"halted": False}, format="json")
+    strategy.max_daily_loss = D("50")
+    strategy.save()
+    execute(strategy)
+    execute(strategy, "close", price="44000")
+    execute(strategy)  # refused: the limit halts the strategy
+    texts = list(Notification.objects.order_by("id").values_list("event_type", "text"))
+    assert [kind for kind, _ in texts] == ["halt", "halt", "limit"]
+    assert "Trading halted by ops: opening orders are refused (exchange incident)" in texts[0][1]
+    assert "daily loss limit reached" in texts[2][1]
