@@ -6,6 +6,7 @@ mode. A bad value stops start-up with an ImproperlyConfigured error naming the v
 
 import ipaddress
 import os
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -92,6 +93,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "django_htmx",
+    "axes",
+    "simple_history",
     "trading",
     "preferences",
     "analytics",
@@ -105,10 +108,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Hands the request to django-simple-history, so a strategy's history row records who changed it.
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # request.htmx: a page view answers an htmx poll with its fragment only (STYLE.md, Pages).
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a login refused for too many failures into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "alsatrade.urls"
@@ -290,6 +297,26 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["alsatrade.openapi.api_endpoints_only"],
 }
 
+# --- Login throttle (django-axes): the admin's and the traders' login pages ----------------------
+# After AXES_FAILURE_LIMIT failed logins of one username from one address, that pair is refused (429)
+# for AXES_COOLOFF_MINUTES from the failure that locked it; a successful login clears its count.
+# The REST API's tokens never pass through a login, so scripts are not throttled here.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, low=1, high=1000)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, low=1, high=7 * 24 * 60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts during a lock are refused unrecorded: a guesser hammering a locked pair neither extends its
+# lock nor grows its row (axes appends each attempt's form data to it).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_VERBOSE = False  # no start-up banner on every manage.py command
+# The address as the webhook reads it: X-Forwarded-For only from WEBHOOK_TRUSTED_PROXIES, so a client
+# cannot pick a fresh address for each guess, and behind a proxy users are not all one address.
+AXES_CLIENT_IP_CALLABLE = "alsatrade.login_throttle.login_client_address"
+AXES_COOLOFF_MESSAGE = (
+    f"Too many failed logins for this username from your address: try again in {AXES_COOLOFF_TIME // timedelta(minutes=1)} "
+    "minutes, or ask an administrator to unlock it."
+)
+
 # --- Auth, i18n, static ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -297,6 +324,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username+address before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/ui/"
 LANGUAGE_CODE = "en-us"

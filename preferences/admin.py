@@ -1,4 +1,5 @@
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
 from alsatrade.admin import DisplayAdmin
 from preferences.forms import StrategyPreferenceForm
@@ -6,7 +7,9 @@ from preferences.models import StrategyPreference
 
 
 @admin.register(StrategyPreference)
-class StrategyPreferenceAdmin(DisplayAdmin):
+class StrategyPreferenceAdmin(SimpleHistoryAdmin, DisplayAdmin):
+    """The "History" button lists every change: who, when, and each changed field's old → new value."""
+
     form = StrategyPreferenceForm
     list_display = [
         "name", "enabled", "product_list", "direction", "leverage", "margin_type", "sizing", "allocation_pct", "own_passphrase",

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 
 class StrategyPreference(models.Model):
@@ -91,6 +92,10 @@ class StrategyPreference(models.Model):
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Who changed what and when, from the admin, the pages or the API: the admin's "History" shows it.
+    # The passphrase's hash stays out: anyone who may view strategies may read the trail, and a
+    # fast SHA-256 of a passphrase is not for them to try guesses against.
+    history = HistoricalRecords(excluded_fields=["passphrase_hash"])
 
     class Meta:
         ordering = ["name"]
