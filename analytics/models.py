@@ -18,6 +18,8 @@ class AccountSnapshot(models.Model):
     class Meta:
         ordering = ["-taken_at"]
         get_latest_by = "taken_at"
+        # The dashboard and sizing read "the newest snapshot of this account" on every request.
+        indexes = [models.Index(fields=["account", "-taken_at"], name="snapshot_account_recent")]
 
     def __str__(self) -> str:
         return f"{self.exchange} {self.taken_at:%Y-%m-%d %H:%M:%S} equity {self.equity} {self.asset}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics import views
+from analytics import performance_views, views
 
 app_name = "ui"
 
@@ -9,4 +9,6 @@ urlpatterns = [
     path("executions/", views.execution_list, name="executions"),
     path("executions/<int:execution_id>/", views.execution_detail, name="execution"),
     path("signals/", views.signal_list, name="signals"),
+    path("analytics/", performance_views.analytics, name="analytics"),
+    path("account/", performance_views.account_history, name="account"),
 ]

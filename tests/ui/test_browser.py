@@ -86,6 +86,8 @@ def pages(execution_pk: int) -> dict[str, str]:
         "executions": "/ui/executions/",
         "execution": f"/ui/executions/{execution_pk}/",
         "signals": "/ui/signals/",
+        "analytics": "/ui/analytics/?period=all",
+        "account": "/ui/account/",
         "strategies": "/ui/strategies/",
         "strategy-new": "/ui/strategies/new/",
     }
