@@ -60,7 +60,8 @@ class PerformanceFilterForm(forms.Form):
             return Window(None, None, "All time")
         if period == "range":
             start, end = data.get("start"), data.get("end")
-            return Window(_midnight(start), _midnight(end + timedelta(days=1)) if end else None, _range_label(start, end))
+            after_end = _midnight(end + timedelta(days=1)) if end and end < date.max else None
+            return Window(_midnight(start), after_end, _range_label(start, end))
         minute = now.replace(second=0, microsecond=0)
         return Window(minute - PERIODS[period], None, dict(PERIOD_CHOICES)[period])
 

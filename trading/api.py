@@ -4,12 +4,17 @@ The contract is DESIGN.md §2: newest first, paginated by the REST_FRAMEWORK set
 normalised strings (alsatrade.api_fields.AmountField).
 """
 
+from datetime import UTC, datetime
+
+from django import forms
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from django_filters import rest_framework as filters  # type: ignore[import-untyped]
+from django_filters.fields import IsoDateTimeField  # type: ignore[import-untyped]
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -109,11 +114,29 @@ class AccountSummarySerializer(serializers.Serializer):
 
 
 # --- filters ---------------------------------------------------------------------------------------
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, converted to UTC here rather than by the database: PostgreSQL refuses an
+    offset beyond ±15:59 and SQLite's adapter overflows near years 1 and 9999, both as a 500."""
+
+    def to_python(self, value: object) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Enter a date/time between the years 1 and 9999 in UTC.", code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class ReceivedRangeFilter(filters.FilterSet):
-    received_after = filters.IsoDateTimeFilter(
+    received_after = UtcIsoDateTimeFilter(
         field_name="received_at", lookup_expr="gte", label="Received at or after this ISO 8601 time."
     )
-    received_before = filters.IsoDateTimeFilter(
+    received_before = UtcIsoDateTimeFilter(
         field_name="received_at", lookup_expr="lt", label="Received before this ISO 8601 time."
     )
 
@@ -232,6 +255,9 @@ class Halt(APIView):
     still go out; `flatten` closes every open position now. The state survives restarts."""
 
     permission_classes = [IsAuthenticated, CanHalt]
+    # JSON only: from a form, DRF reads a missing `halted` as false (an unticked checkbox), so a POST
+    # that forgot it would resume trading.
+    parser_classes = [JSONParser]
 
     @extend_schema(responses=HaltSerializer)
     def get(self, request: Request) -> Response:

@@ -170,3 +170,10 @@ def test_it_tells_the_channels_of_a_halt_a_daily_limit_and_a_missed_alert(strate
     assert [kind for kind, _ in texts] == ["halt", "halt", "limit"]
     assert "Trading halted by ops: opening orders are refused (exchange incident)" in texts[0][1]
     assert "daily loss limit reached" in texts[2][1]
+
+
+def test_it_takes_the_kill_switch_only_as_json(strategy, staff_api):
+    staff_api.post("/halt", {"halted": True}, format="json")
+    # From a form, a missing boolean reads as false: that would resume trading by accident.
+    assert staff_api.post("/halt", {"reason": "still looking"}, format="multipart").status_code == 415
+    assert TradingHalt.current().halted is True
