@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from alsatrade.health import health
+from analytics.api import AccountHistory, AnalyticsSummary
 from preferences.api import PreferenceChange, PreferenceList
 from trading.api import AccountSummary, ExecutionList, Halt, OrderList, PositionList, SignalList
 from trading.webhook import WebhookView
@@ -27,6 +28,8 @@ urlpatterns = [
     path("orders", OrderList.as_view(), name="api-orders"),
     path("positions", PositionList.as_view(), name="api-positions"),
     path("account/summary", AccountSummary.as_view(), name="api-account-summary"),
+    path("account/history", AccountHistory.as_view(), name="api-account-history"),
+    path("analytics/summary", AnalyticsSummary.as_view(), name="api-analytics-summary"),
     path("halt", Halt.as_view(), name="api-halt"),
     path("preferences/current", PreferenceList.as_view(), name="api-preferences"),
     path("preferences/<str:type>", PreferenceChange.as_view(), name="api-preference-change"),

@@ -10,8 +10,9 @@ from trading.models import WorkerHeartbeat
 # The worker snapshots the account every minute: three missed snapshots mean the figures on the page
 # no longer describe the account.
 SNAPSHOT_MAX_AGE = timedelta(minutes=3)
-# A week of one-a-minute snapshots: enough for the dashboard's curve, bounded on a years-old install.
-EQUITY_POINTS = 7 * 24 * 60
+# The last day at one snapshot a minute: longer history is on /ui/account/ (serialising a week
+# of points on every dashboard load cost ~65 ms; docs/BENCHMARKS.md, Pages).
+EQUITY_POINTS = 24 * 60
 
 
 @dataclass(frozen=True)

@@ -76,4 +76,6 @@ def _midnight(day: date | None) -> datetime | None:
 def _range_label(start: date | None, end: date | None) -> str:
     if start and end:
         return f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
+    if not start and not end:
+        return "All time"
     return f"Since {start:%Y-%m-%d}" if start else f"Up to {end:%Y-%m-%d}"

@@ -8,7 +8,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -17,6 +17,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from analytics.allocation import Allocation, Holding, allocation_by_strategy
 from analytics.dashboard import equity_points, freshness
 from analytics.forms import ExecutionFilterForm, SignalFilterForm
 from analytics.models import AccountSnapshot
@@ -58,10 +59,13 @@ def _execution_rows() -> QuerySet[Execution]:
 @vary_on_headers("HX-Request")
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     # The account this deployment trades now: testnet and production keys are different accounts.
-    account = get_exchange().account_id
+    exchange = get_exchange()
+    account = exchange.account_id
     snapshot = AccountSnapshot.objects.filter(account=account).first()
+    positions = _open_positions(exchange.name)
     context = {
-        "summary": account_summary(snapshot, Position.objects.exclude(amount=0)),
+        "summary": account_summary(snapshot, positions),
+        "allocation": _allocation(positions),
         "freshness": freshness(snapshot, now=timezone.now()),
         "executions": _execution_rows()[:RECENT_EXECUTIONS],
         "now": timezone.now(),
@@ -69,6 +73,25 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "ui/dashboard/_live.html", context)
     return render(request, "ui/dashboard.html", {**context, "equity_points": equity_points(account)})
+
+
+def _open_positions(exchange: str) -> QuerySet[Position]:
+    """The open positions, each with the strategy whose execution last traded its symbol (and side) on
+    this exchange, in the same query (see analytics.allocation for why a symbol goes to one strategy)."""
+    last_trade = Order.objects.filter(
+        symbol=OuterRef("symbol"), position_side=OuterRef("position_side"), executed_qty__gt=0,
+        execution__exchange=exchange,
+    ).order_by("-id").values("execution__strategy")[:1]
+    return Position.objects.exclude(amount=0).annotate(last_strategy=Subquery(last_trade))
+
+
+def _allocation(positions: QuerySet[Position]) -> list[Allocation]:
+    # Iterating fills the queryset's cache: the positions table then reads the same rows, no second query.
+    return allocation_by_strategy(
+        Holding(position.symbol, position.amount, position.mark_price or position.entry_price,
+                position.last_strategy or "")  # type: ignore[attr-defined]  # the annotation
+        for position in positions
+    )
 
 
 @require_GET

@@ -1,4 +1,5 @@
-"""The trader pages' own cost: dashboard, executions list and analytics over a large history.
+"""The trader pages' own cost: dashboard, executions list and analytics over a large history (and the
+API's analytics and account-history endpoints, which read the same figures).
 
 Builds a throw-away SQLite database (or --database-url) holding 10,000 executions (each with its
 signal and order), 50,000 ledger lines and 60 days of one-a-minute account snapshots
@@ -35,6 +36,8 @@ PAGES = (
     ("analytics, 7 days (cold)", "/ui/analytics/?period=7d", True),
     ("account history", "/ui/account/", False),
     ("account history (cold)", "/ui/account/", True),
+    ("API: GET /analytics/summary (cold)", "/analytics/summary?period=all", True),
+    ("API: GET /account/history", "/account/history", False),
 )
 REFERENCES = (
     ("reference: admin index", "/admin/", False),

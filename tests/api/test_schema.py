@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 API_PATHS = {
     "/executions", "/signals", "/orders", "/positions", "/account/summary", "/preferences/current", "/preferences/{type}",
-    "/halt",
+    "/halt", "/analytics/summary", "/account/history",
 }
 
 

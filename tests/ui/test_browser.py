@@ -1,18 +1,29 @@
 """The pages in a real browser (Debian's chromium driven by Playwright): log in, open every page on a
-desktop and a phone, and watch the dashboard pick up a new execution without a reload.
+desktop and a phone, watch the dashboard pick up a signal posted to /webhook without a reload, change a
+strategy on its configuration page and read the change back from the API, and find the page read-only
+without the permission.
 
-Screenshots land in tmp/screenshots/ (git-ignored) for a human to look at.
+Screenshots land in tmp/screenshots/ (git-ignored) for a human to look at; the README's dashboard
+images are copies of dashboard-desktop.png and dashboard-phone.png (docs/screenshots/).
 """
 
+import json
 import os
+import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Permission
 
+from preferences.models import StrategyPreference
+from tests.support.queue import run_queued_jobs
 from tests.ui.records import make_account, make_execution
-from trading.models import Signal
+from trading.models import Execution, Position, Signal
+from trading.webhook import RATE_LIMITER
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = settings.BASE_DIR / "tmp" / "screenshots"
@@ -50,9 +61,28 @@ def browser() -> Iterator:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
+PASSWORD = "a-user-password"
+
+
 @pytest.fixture
 def trader(django_user_model):
-    return django_user_model.objects.create_user("trader", password="a-trader-password")
+    """A trader account: reads everything, changes nothing."""
+    return django_user_model.objects.create_user("trader", password=PASSWORD)
+
+
+@pytest.fixture
+def staff(django_user_model):
+    user = django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="preferences", codename__in=["change_strategypreference", "add_strategypreference"]
+    ))
+    return user
+
+
+@pytest.fixture
+def strategy() -> StrategyPreference:
+    return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT", "ETHUSDT"], leverage=5,
+                                             allocation_pct=Decimal("10"))
 
 
 class Visit:
@@ -68,19 +98,30 @@ class Visit:
         self.page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
         self.page.on("request", lambda request: self.requests.append(request.url))
 
-    def log_in(self) -> None:
+    def log_in(self, username: str = "trader") -> None:
         self.page.goto(f"{self.base_url}/ui/")
         assert "/accounts/login/" in self.page.url
-        self.page.fill("input[name=username]", "trader")
-        self.page.fill("input[name=password]", "a-trader-password")
+        self.page.fill("input[name=username]", username)
+        self.page.fill("input[name=password]", PASSWORD)
         self.page.click("button:has-text('Log in')")
         self.page.wait_for_url(f"{self.base_url}/ui/")
+
+    def fetch(self, path: str, *, method: str = "GET", form: dict[str, str] | None = None) -> dict:
+        """A request from the page itself, with its session cookie (and its CSRF token for a POST)."""
+        return self.page.evaluate("""async ([path, method, form]) => {
+            const token = document.querySelector("input[name=csrfmiddlewaretoken]");
+            const body = form ? new URLSearchParams(form) : undefined;
+            const headers = token ? {"X-CSRFToken": token.value, "Accept": "application/json"} : {"Accept": "application/json"};
+            const response = await fetch(path, {method, body, headers, credentials: "same-origin"});
+            const text = await response.text();
+            return {status: response.status, text};
+        }""", [path, method, form])
 
     def outside_requests(self) -> list[str]:
         return [url for url in self.requests if not url.startswith((self.base_url, "data:"))]
 
 
-def pages(execution_pk: int) -> dict[str, str]:
+def pages(execution_pk: int, strategy_pk: int) -> dict[str, str]:
     return {
         "dashboard": "/ui/",
         "executions": "/ui/executions/",
@@ -89,12 +130,19 @@ def pages(execution_pk: int) -> dict[str, str]:
         "analytics": "/ui/analytics/?period=all",
         "account": "/ui/account/",
         "strategies": "/ui/strategies/",
+        "strategy": f"/ui/strategies/{strategy_pk}/",
         "strategy-new": "/ui/strategies/new/",
     }
 
 
 def seed() -> int:
     make_account()
+    # Beside make_account's ETHUSDT short: two more positions, for the allocation chart.
+    Position.objects.create(symbol="BTCUSDT", amount=Decimal("0.111"), entry_price=Decimal("45000.5"),
+                            mark_price=Decimal("45210"), unrealized_pnl=Decimal("23.2"), leverage=5, margin_type="cross")
+    Position.objects.create(symbol="SOLUSDT", amount=Decimal("12"), entry_price=Decimal("151.2"),
+                            mark_price=Decimal("150.4"), unrealized_pnl=Decimal("-9.6"), leverage=3, margin_type="isolated")
+    make_execution(6, strategy="TREND", symbol="SOLUSDT")
     make_execution(5, status="rejected", reason="Binance -2019: margin is insufficient.", fill_price=None,
                    slippage_bps=None)
     make_execution(4, status="nothing", reason="nothing to close: the position is flat", symbol="ETHUSDT")
@@ -107,7 +155,7 @@ def seed() -> int:
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
-def test_it_shows_every_page(browser, live_server, trader, device):
+def test_it_shows_every_page(browser, live_server, trader, strategy, device):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     phone = device == "phone"
     visit = Visit(browser, live_server.url, PHONE if phone else DESKTOP, phone=phone)
@@ -115,7 +163,7 @@ def test_it_shows_every_page(browser, live_server, trader, device):
     visit.page.screenshot(path=SCREENSHOTS / f"login-{device}.png", full_page=True)
     visit.log_in()
     visit.page.screenshot(path=SCREENSHOTS / f"dashboard-empty-{device}.png", full_page=True)
-    for name, path in pages(seed()).items():
+    for name, path in pages(seed(), strategy.pk).items():
         visit.page.goto(f"{live_server.url}{path}")
         if name == "dashboard":
             visit.page.wait_for_selector("#equity-chart canvas")
@@ -142,3 +190,79 @@ def test_it_shows_a_new_execution_without_reloading(browser, live_server, trader
     assert visit.errors == []
     visit.context.close()
 
+
+def alert(**fields) -> dict:
+    return {"action": "buy", "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1",
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), "id": "browser-1",
+            "passphrase": settings.WEBHOOK_PASSPHRASE, **fields}
+
+
+def post_webhook(base_url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{base_url}/webhook", json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_it_shows_a_signal_posted_to_the_webhook_without_reloading(browser, live_server, trader, strategy):
+    RATE_LIMITER.reset()
+    make_account()
+    visit = Visit(browser, live_server.url, DESKTOP, phone=False)
+    visit.log_in()
+    visit.page.evaluate("window.stillThisPage = true")
+    assert visit.page.locator("#live tbody a").count() == 0
+
+    status, answer = post_webhook(live_server.url, alert())
+    assert (status, answer["status"]) == (202, "queued")
+    assert run_queued_jobs() == 1  # what the worker would do, in this process
+    execution = Execution.objects.get(signal_id=answer["signal_id"])
+    assert execution.status == "filled"
+
+    row = visit.page.wait_for_selector(f"#live tbody tr:has(a[href='/ui/executions/{execution.pk}/'])", timeout=10_000)
+    assert "Filled" in row.inner_text() and "BTCUSDT" in row.inner_text()
+    visit.page.wait_for_selector("#live [data-strategy='ALSAPRO 1']")  # the new BTCUSDT position, in the chart too
+    assert visit.page.evaluate("window.stillThisPage") is True
+    assert visit.errors == []
+    visit.context.close()
+
+
+def test_it_changes_a_preference_on_the_configuration_page_that_the_api_then_reads(browser, live_server, staff, strategy):
+    visit = Visit(browser, live_server.url, DESKTOP, phone=False)
+    visit.log_in("staff")
+    visit.page.goto(f"{live_server.url}/ui/strategies/{strategy.pk}/")
+    assert visit.page.input_value("#id_leverage") == "5"
+    visit.page.fill("#id_leverage", "12")
+    visit.page.click("button[type=submit]:has-text('Save')")
+    visit.page.wait_for_selector("text=Saved ALSAPRO 1.")
+    assert visit.page.input_value("#id_leverage") == "12"
+
+    answer = visit.fetch("/preferences/current")
+    assert answer["status"] == 200
+    [current] = json.loads(answer["text"])
+    assert (current["name"], current["leverage"]) == ("ALSAPRO 1", 12)
+    strategy.refresh_from_db()
+    assert strategy.leverage == 12
+    assert visit.errors == []
+    visit.context.close()
+
+
+def test_it_shows_a_trader_without_the_permission_a_read_only_form(browser, live_server, trader, strategy):
+    visit = Visit(browser, live_server.url, DESKTOP, phone=False)
+    visit.log_in()
+    visit.page.goto(f"{live_server.url}/ui/strategies/{strategy.pk}/")
+    assert "Read only" in visit.page.inner_text(".alert-warn")
+    assert visit.page.is_disabled("#id_leverage") and visit.page.is_disabled("#id_products")
+    assert visit.page.locator("button[type=submit]:has-text('Save')").count() == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    visit.page.screenshot(path=SCREENSHOTS / "strategy-read-only-desktop.png", full_page=True)
+
+    # Past the page: the same session posting the form, and the API, are both refused.
+    page_post = visit.fetch(f"/ui/strategies/{strategy.pk}/", method="POST", form={
+        "name": "ALSAPRO 1", "products": "BTCUSDT", "direction": "both", "leverage": "50", "margin_type": "cross",
+        "sizing": "allocation", "allocation_pct": "10", "price_tolerance_pct": "5"})
+    assert page_post["status"] == 403
+    api_post = visit.fetch("/preferences/leverage", method="POST", form={"strategy": "ALSAPRO 1", "value": "50"})
+    assert api_post["status"] == 403 and "permission" in api_post["text"]
+    strategy.refresh_from_db()
+    assert strategy.leverage == 5
+    visit.context.close()

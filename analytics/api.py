@@ -1,0 +1,193 @@
+"""REST API over the analytics: the /ui/analytics/ page's figures, and the account's snapshots.
+
+`GET /analytics/summary` reads the page's own filter form (analytics.performance_forms) and the page's
+own cached figures (analytics.performance), so the page and the API cannot disagree; this module only
+writes them as JSON, amounts as normalised strings (alsatrade.api_fields.AmountField).
+"""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import QueryDict
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alsatrade.api_fields import AmountField, AmountModelSerializer
+from analytics.models import AccountSnapshot
+from analytics.performance import CACHE_SECONDS, LATENCY_SAMPLE, Scope, cached_equity, cached_performance
+from analytics.performance_forms import PERIOD_CHOICES, PerformanceFilterForm, Window
+from trading.exchange import get_exchange
+from trading.models import Execution
+
+# Ratios and averages are exact quotients (28 digits): written to the ledger's own 8 decimals.
+LEDGER_PLACES = 8
+
+
+class Money(AmountField):
+    """An amount (or a ratio of amounts) to 8 decimals, null where the figure does not exist."""
+
+    def __init__(self, **kwargs: Any) -> None:  # noqa: ANN401 - DRF's field options
+        super().__init__(decimal_places=LEDGER_PLACES, allow_null=True, **kwargs)
+
+
+# --- serializers: the dataclasses of analytics.metrics and analytics.performance, as JSON --------------
+class PnLSerializer(serializers.Serializer):
+    net = Money(help_text="realized + commission + funding")
+    realized = Money()
+    commission = Money(help_text="Signed as the exchange books it: a fee paid is negative.")
+    funding = Money(help_text="Signed: funding paid is negative, received positive.")
+    fees = Money(help_text="commission + funding")
+
+
+class TradeStatsSerializer(serializers.Serializer):
+    trades = serializers.IntegerField(help_text="Closed trades (round trips from flat to flat) in the period.")
+    open_trades = serializers.IntegerField(help_text="Trades not yet back to flat: counted, left out of the statistics.")
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    break_even = serializers.IntegerField(help_text="Closed trades whose net is within ±0.01.")
+    net = Money(help_text="Σ net of the closed trades (realized + commissions; funding is not per trade).")
+    gross_win = Money()
+    gross_loss = Money()
+    win_rate = Money(help_text="Percent: wins ÷ (wins + losses) × 100; null without wins or losses.")
+    average_win = Money()
+    average_loss = Money()
+    profit_factor = Money(help_text="Σ wins ÷ |Σ losses|; null without a losing trade.")
+    expectancy = Money(help_text="Σ net ÷ closed trades; null without trades.")
+
+
+class DrawdownSerializer(serializers.Serializer):
+    amount = Money(help_text="Peak − trough, ≥ 0.")
+    pct = Money(help_text="amount ÷ peak × 100; null when the peak is not positive.")
+    peak = Money()
+    peak_at = serializers.DateTimeField(allow_null=True)
+    trough = Money()
+    trough_at = serializers.DateTimeField(allow_null=True)
+
+
+class GroupSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    pnl = PnLSerializer(allow_null=True, help_text="From the ledger; null for long vs short, which the ledger cannot tell.")
+    stats = TradeStatsSerializer()
+
+
+class PeriodPnLSerializer(serializers.Serializer):
+    period = serializers.CharField(source="label", help_text="2024-01-05, 2024-W01 or 2024-01")
+    start = serializers.DateField()
+    pnl = PnLSerializer()
+
+
+class LatencySerializer(serializers.Serializer):
+    stage = serializers.CharField(source="stage.name")
+    between = serializers.CharField(source="stage.label", help_text="e.g. received → queued")
+    count = serializers.IntegerField(help_text="Executions that went through the stage.")
+    p50 = AmountField(allow_null=True, help_text="Milliseconds, nearest rank.")
+    p95 = AmountField(allow_null=True)
+    p99 = AmountField(allow_null=True)
+
+
+class WindowSerializer(serializers.Serializer):
+    name = serializers.CharField(source="label", help_text="e.g. Last 30 days, 2024-01-01 to 2024-01-31")
+    start = serializers.DateTimeField(allow_null=True, help_text="Inclusive; null: from the beginning.")
+    end = serializers.DateTimeField(allow_null=True, help_text="Exclusive; null: up to now.")
+
+
+class AnalyticsSummarySerializer(serializers.Serializer):
+    period = WindowSerializer()
+    account = serializers.CharField()
+    exchange = serializers.CharField()
+    strategy = serializers.CharField(help_text="Empty: every strategy.")
+    symbol = serializers.CharField(help_text="Empty: every symbol.")
+    pnl = PnLSerializer(help_text="From the exchange's ledger.")
+    stats = TradeStatsSerializer(help_text="From our fills: trades that closed in the period.")
+    max_drawdown = DrawdownSerializer(help_text="Of the whole account's equity curve, whatever the strategy or symbol.")
+    current_drawdown = DrawdownSerializer()
+    equity_resolution = serializers.CharField(help_text="What the curve the drawdowns are measured on is made of.")
+    by_strategy = GroupSerializer(many=True)
+    by_symbol = GroupSerializer(many=True)
+    by_side = GroupSerializer(many=True)
+    days = PeriodPnLSerializer(many=True, help_text="Per UTC day, newest first: the latest 92 days.")
+    weeks = PeriodPnLSerializer(many=True, help_text="Per ISO week, newest first.")
+    months = PeriodPnLSerializer(many=True, help_text="Per calendar month, newest first.")
+    latency = LatencySerializer(many=True)
+    latency_sampled = serializers.IntegerField(help_text=f"Executions read for the latency (at most {LATENCY_SAMPLE}).")
+    cache_seconds = serializers.IntegerField(help_text="How old the figures may be (a new row shows at once).")
+
+
+class AccountSnapshotSerializer(AmountModelSerializer):
+    class Meta:
+        model = AccountSnapshot
+        fields = ["id", "taken_at", "exchange", "account", "asset", "wallet_balance", "available_balance", "equity",
+                  "unrealized_pnl"]
+        read_only_fields = fields
+
+
+# --- views ---------------------------------------------------------------------------------------------
+SUMMARY_PARAMETERS = [
+    OpenApiParameter("period", OpenApiTypes.STR, enum=[value for value, _label in PERIOD_CHOICES],
+                     description="Default 30d. `range` (implied by start or end) needs start, end or both."),
+    OpenApiParameter("start", OpenApiTypes.DATE, description="First UTC day of a chosen range."),
+    OpenApiParameter("end", OpenApiTypes.DATE, description="Last UTC day of a chosen range (inclusive)."),
+    OpenApiParameter("strategy", OpenApiTypes.STR, description="One strategy that has executions."),
+    OpenApiParameter("symbol", OpenApiTypes.STR, description="One symbol that has executions."),
+]
+
+
+class AnalyticsSummary(APIView):
+    """The analytics page's figures for a period, a strategy and a symbol: net P&L from the exchange's
+    ledger, trade statistics from the fills, drawdowns from the account snapshots, the day / week / month
+    breakdown and the latency percentiles per stage. The definitions are the page's (/ui/analytics/)."""
+
+    @extend_schema(
+        parameters=SUMMARY_PARAMETERS,
+        responses={200: AnalyticsSummarySerializer,
+                   400: OpenApiResponse(description="A bad parameter; the body names it and says why.")},
+    )
+    def get(self, request: Request) -> Response:
+        exchange = get_exchange()
+        window, strategy, symbol = summary_filter(request.query_params)
+        scope = Scope(account=exchange.account_id, exchange=exchange.name, start=window.start, end=window.end,
+                      strategy=strategy, symbol=symbol)
+        performance, equity = cached_performance(scope), cached_equity(scope)
+        return Response(AnalyticsSummarySerializer({
+            "period": window, "account": scope.account, "exchange": scope.exchange, "strategy": strategy,
+            "symbol": symbol, "pnl": performance.pnl, "stats": performance.stats,
+            "max_drawdown": equity.drawdowns.max, "current_drawdown": equity.drawdowns.current,
+            "equity_resolution": equity.resolution, "by_strategy": performance.by_strategy,
+            "by_symbol": performance.by_symbol, "by_side": performance.by_side, "days": performance.days,
+            "weeks": performance.weeks, "months": performance.months, "latency": performance.latency,
+            "latency_sampled": performance.latency_sampled, "cache_seconds": CACHE_SECONDS,
+        }).data)
+
+
+def summary_filter(params: QueryDict) -> tuple[Window, str, str]:
+    """The page's form, strict: where the page falls back to the last 30 days, the API answers 400."""
+    form = PerformanceFilterForm(params, strategies=_distinct("strategy"), symbols=_distinct("symbol"))
+    if not form.is_valid():
+        raise ValidationError({"non_field_errors" if name == "__all__" else name: [str(message) for message in messages]
+                               for name, messages in form.errors.items()})
+    if form.cleaned_data["period"] == "range" and not (form.cleaned_data["start"] or form.cleaned_data["end"]):
+        # The form's window() cannot label a range without a day (the page answers ?period=range with a 500).
+        raise ValidationError({"period": ["“range” needs start, end or both."]})
+    return form.window(now=timezone.now()), form.choice("strategy"), form.choice("symbol")
+
+
+def _distinct(field: str) -> list[str]:
+    # As the page offers them: both columns are indexed, the names are read from the index.
+    return list(Execution.objects.order_by(field).values_list(field, flat=True).distinct())
+
+
+class AccountHistory(generics.ListAPIView):
+    """The account's balance snapshots (the account this deployment trades now), newest first."""
+
+    serializer_class = AccountSnapshotSerializer
+    filter_backends: list = []
+
+    def get_queryset(self) -> QuerySet[AccountSnapshot]:
+        # Read off the (account, -taken_at) index: no sort of the account's whole history.
+        return AccountSnapshot.objects.filter(account=get_exchange().account_id).order_by("-taken_at")
