@@ -37,5 +37,10 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/execution.py
 	$(BIN)/python bench/dispatch.py
 
+## chaos: the chaos proof on PostgreSQL + Redis: 1000 webhooks, workers SIGKILLed, the exchange failing (docs/BENCHMARKS.md)
+.PHONY: chaos
+chaos: $(VENV)/.dev
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -159,7 +160,16 @@ def _holder_is_dead(holder: str) -> bool:
         return True
     except PermissionError:
         return False  # another user's process: alive
-    return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process nobody reaped (no init in a container) still answers kill(pid, 0)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def busy_symbols() -> set[str]:

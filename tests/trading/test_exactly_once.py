@@ -263,3 +263,20 @@ def test_the_sweeper_queues_only_signals_older_than_a_task_takes(strategy, binan
     assert queued_jobs() and pending_resume() == []
     Signal.objects.filter(pk=signal.pk).update(received_at=timezone.now() - timedelta(seconds=3))
     assert pending_resume() == [signal.pk]
+
+
+def test_it_frees_the_lane_of_a_killed_holder_nobody_reaped(db):
+    import os
+    import signal as signals
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["sleep", "60"])
+    os.kill(child.pid, signals.SIGKILL)
+    time.sleep(0.2)  # killed, not waited for: a zombie, as under a container without an init
+    try:
+        later = timezone.now() + timedelta(seconds=60)
+        SymbolLane.objects.create(symbol="BTCUSDT", holder=f"{lanes.HOST}:{child.pid}:zombie", lease_until=later)
+        assert lanes.dead_lanes_free() == ["BTCUSDT"]
+    finally:
+        child.wait()

@@ -1,0 +1,392 @@
+"""Chaos proof: no signal lost, no order doubled, while workers die and the exchange misbehaves (#9).
+
+A throw-away deployment — a fresh database (PostgreSQL `chaos_<pid>`, created and dropped; or a
+SQLite file), the Redis broker on a database of its own (11, flushed) or the ORM broker, TWO
+`qcluster` processes, gunicorn, and the fake Binance exchange served from this process — takes N
+webhooks at up to R per second over ≥ 8 symbols and three strategies that share them (opens, adds,
+closes, reversals), a fifth of them exact copies of another (half sent at the same instant, half up
+to 3 s later), each resent as TradingView does after a 5xx or a timeout. Meanwhile:
+- every few seconds one of the two clusters, picked at random, is SIGKILLed (its whole process group)
+  and restarted at once, as systemd's Restart=always would;
+- the exchange (tests/fakes/binance_server.py, RandomFaults, seeded) answers each new order, with
+  probability p each, 503 after filling, a stall of 1.5 s past the client's 1 s timeout (then fills),
+  429 with Retry-After 1, -1021, or 500 before filling; and each order lookup, with probability p, 503.
+Then it waits until every accepted signal is final and no order's outcome is unknown, and checks
+what the webhooks were answered, what the database recorded and what the exchange did against each
+other (bench/chaos_checks.py). Exit status 1 on any loss, duplicate or disagreement.
+
+    .venv/bin/python bench/chaos.py                          # PostgreSQL + Redis, 1000 webhooks at 100/s
+    .venv/bin/python bench/chaos.py --signals 200 --rate 50  # the CI variant (tests/trading/test_chaos.py)
+    .venv/bin/python bench/chaos.py --database sqlite --broker orm --rate 50
+"""
+
+import argparse
+import http.client
+import json
+import math
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chaos_checks import Post, Report, check_all, tallies, when  # noqa: E402
+from chaos_cluster import Cluster, Kill, Killer, Peek, become_subreaper, broker, database  # noqa: E402
+
+from common import PASSPHRASE, environment, machine, manage, serving, summary  # noqa: E402
+from tests.fakes.binance_server import API_KEY, API_SECRET, FakeBinance, RandomFaults  # noqa: E402
+from trading.exchange.rules import bundled_rules  # noqa: E402
+
+PRICES = {"BTCUSDT": "45000", "ETHUSDT": "3000", "BNBUSDT": "600", "SOLUSDT": "150", "XRPUSDT": "0.6",
+          "DOGEUSDT": "0.15", "ADAUSDT": "0.5", "LINKUSDT": "15", "AVAXUSDT": "30", "LTCUSDT": "80",
+          "SUIUSDT": "2", "1000PEPEUSDT": "0.01"}
+ACTIONS = (("buy", 0.4), ("sell", 0.4), ("close", 0.2))
+RESEND_AFTER = 5.0  # seconds; TradingView waits 5 s before resending after a 5xx, up to 3 times
+# Webhooks in flight at once, at most. More than the web tier drains within SEND_TIMEOUT turns into
+# a storm of resends (each timed-out copy comes back, while gunicorn still processes the first).
+SENDERS = 32
+SEND_TIMEOUT = 3.0  # seconds; TradingView cancels a webhook request after 3 s
+PENDING_SQL = "SELECT COUNT(*) FROM trading_signal WHERE status IN ('queued', 'executing')"
+UNRESOLVED_SQL = "SELECT COUNT(*) FROM trading_order WHERE status IN ('sent', 'unknown', 'NEW', 'PARTIALLY_FILLED')"
+DUMP = """
+import json
+from django.conf import settings
+from django.db.models import F
+from trading.models import Execution, Order, Position, Signal
+print(json.dumps({
+    "max_delay": settings.EXECUTION_MAX_DELAY,
+    "signals": list(Signal.objects.values("id", "status", "http_status", "duplicate_count", "received_at", "queued_at",
+                                          "intake_us", "idempotency_key", "reason", "symbol", "action", "strategy")),
+    "executions": list(Execution.objects.values("id", "signal_id", "status", "reason", "received_at", "started_at",
+                                                "sent_at", "finished_at", "error_code", "attempts")),
+    "orders": list(Order.objects.annotate(signal_id=F("execution__signal_id")).values(
+        "id", "execution_id", "signal_id", "leg", "purpose", "client_order_id", "symbol", "side", "quantity", "status",
+        "executed_qty", "applied_qty", "error_code", "error_message", "sent_at", "acknowledged_at")),
+    "positions": {p["symbol"]: p["amount"] for p in Position.objects.filter(position_side="BOTH").values("symbol", "amount")},
+}, default=str))
+"""
+
+
+# --- the deployment ---------------------------------------------------------------------------------
+def django(env: dict, *args: str) -> str:
+    """manage.py, showing what it said when it fails (bench/common.py's manage() keeps it)."""
+    try:
+        return manage(env, *args)
+    except subprocess.CalledProcessError as error:
+        sys.stderr.write(error.stderr or "")
+        raise
+
+
+# --- the load -----------------------------------------------------------------------------------------
+@dataclass
+class Planned:
+    strategy: str
+    symbol: str
+    action: str
+    quantity: str | None  # for the strategy that sizes by the alert's quantity
+    spelled: str  # the symbol as the alert writes it: BTCUSDT, BTCUSDT.P or BINANCE:BTCUSDT.P
+
+
+def strategies(symbols: list[str]) -> dict[str, dict]:
+    """Three strategies sharing symbols (so they share each symbol's one position)."""
+    third = max(1, len(symbols) // 3)
+    return {
+        "CHAOS ALLOC": {"products": symbols, "leverage": 5, "allocation_pct": "0.5"},
+        "CHAOS SIGNAL": {"products": symbols[:-third], "leverage": 3, "sizing": "signal"},
+        "CHAOS LONG": {"products": symbols[third:], "leverage": 10, "allocation_pct": "0.3", "direction": "long"},
+    }
+
+
+def alert_quantity(symbol: str) -> str:
+    """About twice the symbol's minimum order value, rounded up to its step."""
+    rules = bundled_rules()[symbol]
+    target = max(2 * rules.min_notional, Decimal(50)) / Decimal(PRICES[symbol])
+    return str((math.ceil(target / rules.step_size) * rules.step_size).normalize())
+
+
+def plan(rng: random.Random, count: int, duplicates: float, rate: float, symbols: list[str]):
+    """The distinct signals and the posts carrying them: (seconds after the start, Post), in order."""
+    books = strategies(symbols)
+    distinct = count - round(count * duplicates)
+    signals = []
+    for _ in range(distinct):
+        name = rng.choice(list(books))
+        symbol = rng.choice(books[name]["products"])
+        action = rng.choices([a for a, _ in ACTIONS], [w for _, w in ACTIONS])[0]
+        quantity = alert_quantity(symbol) if books[name].get("sizing") == "signal" else None
+        spelled = rng.choices([symbol, f"{symbol}.P", f"BINANCE:{symbol}.P"], [8, 1, 1])[0]
+        signals.append(Planned(name, symbol, action, quantity, spelled))
+    span = count / rate
+    timeline = [(index * span / distinct, Post(index, "original")) for index in range(distinct)]
+    for _ in range(count - distinct):
+        index = rng.randrange(distinct)
+        later = rng.random() < 0.5
+        offset = rng.uniform(0.2, 3.0) if later else 0.0
+        timeline.append((index * span / distinct + offset, Post(index, "later duplicate" if later else "concurrent duplicate")))
+    timeline.sort(key=lambda item: (item[0], item[1].kind != "original"))
+    return signals, timeline
+
+
+def body_of(planned: Planned, index: int, run: str) -> bytes:
+    data = {"action": planned.action, "symbol": planned.spelled, "price": PRICES[planned.symbol], "strategy": planned.strategy,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "id": f"chaos-{run}-{index}",
+            "passphrase": PASSPHRASE}
+    if planned.quantity:
+        data["quantity"] = planned.quantity
+    return json.dumps(data).encode()
+
+
+class Bodies:
+    """Each distinct signal's body, written when its first copy actually leaves (its `time` is then
+    now, however long the copy waited for a sender), and the same bytes for every later copy."""
+
+    def __init__(self, signals: list[Planned], run: str) -> None:
+        self.signals, self.run = signals, run
+        self.bodies: dict[int, bytes] = {}
+        self.lock = threading.Lock()
+
+    def of(self, index: int) -> bytes:
+        with self.lock:
+            if index not in self.bodies:
+                self.bodies[index] = body_of(self.signals[index], index, self.run)
+            return self.bodies[index]
+
+
+def deliver(base: str, post: Post, bodies: Bodies) -> None:
+    """Post one body; resend it after a 5xx or no answer, as TradingView does (up to 3 times)."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    post.sent_at = time.time()
+    body = bodies.of(post.signal)
+    for _ in range(4):
+        try:
+            connection = http.client.HTTPConnection(host, port, timeout=SEND_TIMEOUT)
+            connection.request("POST", "/webhook", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            status, text = response.status, response.read()
+            connection.close()
+            answer = json.loads(text) if text else {}
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            status, answer = 0, {"error": f"{type(error).__name__}: {error}"}
+        post.answers.append((time.time(), status, answer))
+        if 0 < status < 500:
+            return
+        time.sleep(RESEND_AFTER)
+
+
+def load(base: str, timeline: list, bodies: Bodies) -> tuple[float, float]:
+    """Send every post at its time; returns (start, end) of the load."""
+    start = time.time()
+    with ThreadPoolExecutor(max_workers=SENDERS) as pool:
+        for due, post in timeline:
+            time.sleep(max(0.0, start + due - time.time()))
+            post.due = start + due
+            pool.submit(deliver, base, post, bodies)
+    return start, time.time()
+
+
+def achieved_rate(timeline: list, start: float) -> str:
+    """The rate reached while the distinct signals went out (copies sent later trail for 3 s), how
+    late the sender was, and how long the first answers took."""
+    posts = [post for _, post in timeline]
+    span = max(post.sent_at for post in posts if post.kind == "original") - start
+    rate = sum(post.sent_at - start <= span for post in posts) / span
+    lag = max(post.sent_at - post.due for post in posts)
+    answered = [(post.answers[0][0] - post.sent_at) * 1000 for post in posts if post.answers]
+    return (f"the distinct signals over {span:.1f} s, {rate:.0f} webhooks/s (sender at most {lag * 1000:.0f} ms late); "
+            f"webhook answer ms {summary(answered)}")
+
+
+# --- waiting and reading ------------------------------------------------------------------------------
+def wait_until_settled(peek: Peek, killer: Killer, timeout: float, start: float) -> tuple[float | None, float | None]:
+    """Until every signal is final (then the kills stop) and no order's outcome is unknown (the
+    minute sweep resolves those). Returns when each happened, or None past the timeout."""
+    deadline, final_at, shown = time.time() + timeout, None, 0.0
+    while time.time() < deadline:
+        pending, unresolved = peek.scalar(PENDING_SQL), peek.scalar(UNRESOLVED_SQL)
+        if pending == 0 and final_at is None:
+            final_at = time.time()
+            killer.stop()
+        if pending == 0 and unresolved == 0:
+            return final_at, time.time()
+        if time.time() - shown >= 5:
+            shown = time.time()
+            print(f"  t={shown - start:5.1f} s  pending signals {pending:4d}  orders unresolved {unresolved:3d}  "
+                  f"kills {len(killer.kills)}", flush=True)
+        time.sleep(0.5)
+    return final_at, None
+
+
+def exchange_state(fake: FakeBinance) -> dict:
+    with fake.lock:
+        return {
+            "orders": [dict(order) for order in fake.orders],
+            "positions": {symbol: str(amount) for (symbol, side), (amount, _) in fake.positions.items() if side == "BOTH"},
+            "requests": [(r.at, r.method, r.params.get("newClientOrderId") or r.params.get("origClientOrderId"))
+                         for r in fake.requests if r.path == "/fapi/v1/order"],
+        }
+
+
+# --- the report ---------------------------------------------------------------------------------------
+def evidence(signal_id: int, dump: dict, exchange: dict, faults: RandomFaults, start: float) -> str:
+    """Everything about one signal: its row, its execution, its orders, and what the exchange did."""
+    lines = [f"--- signal {signal_id}"]
+    lines += [f"  signal    {row}" for row in dump["signals"] if row["id"] == signal_id]
+    lines += [f"  execution {row}" for row in dump["executions"] if row["signal_id"] == signal_id]
+    orders = [row for row in dump["orders"] if row["signal_id"] == signal_id]
+    lines += [f"  order     {row}" for row in orders]
+    ids = {row["client_order_id"] for row in orders}
+    lines += [f"  exchange  t={at - start:7.3f} {method} {cid}" for at, method, cid in exchange["requests"] if cid in ids]
+    lines += [f"  fault     t={at - start:7.3f} {method} {cid}: {kind}" for at, method, cid, kind in faults.log if cid in ids]
+    lines += [f"  fill      t={fill['updateTime'] / 1000 - start:7.3f} {fill['clientOrderId']} #{fill['orderId']} {fill['side']} "
+              f"{fill['executedQty']} @ {fill['avgPrice']}{' reduce-only' if fill['reduceOnly'] else ''}"
+              for fill in exchange["orders"] if fill["clientOrderId"] in ids]
+    return "\n".join(lines)
+
+
+def print_report(report: Report, dump: dict, times: dict, kills: list[Kill], faults: RandomFaults) -> None:
+    start = times["start"]
+    after = {name: (f"{moment - start:.1f} s" if moment else "never") for name, moment in times.items()}
+    print(f"\nload {after['load_end']}; all signals final {after['final']}, all orders resolved {after['resolved']} "
+          "after the first webhook")
+    held = sum(k.lanes_held for k in kills)
+    print(f"kills: {len(kills)} ({sum(k.lanes_held > 0 for k in kills)} while holding lanes, {held} lanes in all), at "
+          + ", ".join(f"{k.at - start:.1f}s:{k.cluster}" for k in kills))
+    intake = [(when(row["queued_at"]) - when(row["received_at"])) * 1000 for row in dump["signals"] if row["queued_at"]]
+    print(f"intake (received_at → queued_at) ms: {summary(intake)}")
+    print("faults drawn: " + " · ".join(f"{kind} {n}" for kind, n in sorted(faults.counts().items())))
+    counts = tallies(dump)
+    for name, counter in counts.items():
+        print(f"{name}: " + " · ".join(f"{key} {n}" for key, n in counter.most_common()))
+    width = max(len(row.label) for row in report.rows)
+    print(f"\n{'check'.ljust(width)}  {'count':>9}  result")
+    for row in report.rows:
+        result = "" if row.ok is None else "ok" if row.ok else "FAILED"
+        print(f"{row.label.ljust(width)}  {row.count:>9}  {result}{'  ' + row.note if row.note else ''}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--signals", type=int, default=1000, help="webhooks to send, duplicates included")
+    parser.add_argument("--rate", type=float, default=100, help="webhooks per second")
+    parser.add_argument("--kill-every", type=float, default=4.0, help="seconds between kills (± half, at random)")
+    parser.add_argument("--fault-rate", type=float, default=0.01, help="probability of each fault, per order request")
+    parser.add_argument("--lookup-fault-rate", type=float, default=0.1, help="probability of a 503 to an order lookup")
+    parser.add_argument("--order-delay", type=float, default=0.02,
+                        help="seconds every order is in flight at the exchange (so kills land mid-order)")
+    parser.add_argument("--duplicates", type=float, default=0.2, help="share of the webhooks that copy another")
+    parser.add_argument("--symbols", type=int, default=10, choices=range(8, len(PRICES) + 1), metavar="8..12")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes per qcluster")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--broker", choices=("redis", "orm"), default="redis")
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres",
+                        help="the PostgreSQL server to create the run's database on")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="a Redis database the run may flush")
+    parser.add_argument("--timeout", type=float, default=240, help="seconds after the load for everything to settle")
+    parser.add_argument("--keep", action="store_true", help="keep the database and the worker logs")
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
+    become_subreaper()
+    with database(args.database, args.database_url, args.keep) as db_url, broker(args.broker, args.redis_url) as redis_url:
+        return run(args, seed, db_url, redis_url)
+
+
+@dataclass
+class Run:
+    """What one chaos run did, for the checks and the report."""
+
+    timeline: list
+    kills: list[Kill]
+    faults: RandomFaults
+    times: dict[str, float | None]  # start, load_end, final, resolved
+
+
+def run(args, seed: int, db_url: str, redis_url: str | None) -> int:
+    symbols = list(PRICES)[:args.symbols]
+    fake = FakeBinance()
+    for symbol in symbols:
+        fake.set_price(symbol, PRICES[symbol])
+    fake.order_delay = args.order_delay
+    env = environment(database_url=db_url, redis_url=redis_url, extra={
+        "EXCHANGE": "binance", "BINANCE_BASE_URL": fake.url, "BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": API_SECRET,
+        "BINANCE_TIMEOUT": "1", "Q_WORKERS": str(args.workers), "LANE_KEEPER": "1", "LOG_LEVEL": "warning"})
+    print(f"machine: {machine()}")
+    print(f"chaos: {args.signals} webhooks at {args.rate:g}/s over {len(symbols)} symbols, 3 strategies, "
+          f"{args.duplicates:.0%} duplicates; {args.database} + {args.broker}; 2 qclusters × {args.workers} workers; "
+          f"kill every ~{args.kill_every:g} s; orders in flight {args.order_delay:g} s; order faults p={args.fault_rate:g} "
+          f"each, lookup 503 p={args.lookup_fault_rate:g}; seed {seed}", flush=True)
+    django(env, "migrate", "--noinput", "-v", "0")
+    setup = "from preferences.models import StrategyPreference as S\n" + "".join(
+        f"S.objects.update_or_create(name={name!r}, defaults={fields!r})\n" for name, fields in strategies(symbols).items())
+    django(env, "shell", "-c", setup)
+    logs = Path(tempfile.mkdtemp(prefix="alsatrade-chaos-logs-"))
+    done = exercise(args, seed, env, fake, Peek(db_url), logs, symbols)
+    fake.random_faults = None
+    exchange = exchange_state(fake)
+    fake.stop()
+    dump = json.loads(django(env, "shell", "-c", DUMP).strip().splitlines()[-1])
+    report = check_all([post for _, post in done.timeline], dump, exchange, [k.at for k in done.kills])
+    if done.times["resolved"] is None:
+        report.check("settled within the timeout", ["signals or orders still pending after --timeout"])
+    conclude(report, dump, exchange, done, logs, keep=args.keep)
+    if args.keep:
+        print(f"database kept: {db_url}")
+    print(f"RESULT: {'PASS' if not report.problems else 'FAIL'} ({len(report.problems)} problems)")
+    return 1 if report.problems else 0
+
+
+def exercise(args, seed: int, env: dict, fake: FakeBinance, peek: Peek, logs: Path, symbols: list[str]) -> Run:
+    """Two clusters, gunicorn, the load, the kills and the faults, until everything settled."""
+    clusters = [Cluster(name, env, logs) for name in ("cluster-a", "cluster-b")]
+    try:
+        deadline = time.time() + 60
+        while peek.scalar("SELECT COUNT(*) FROM trading_workerheartbeat") == 0 and time.time() < deadline:
+            time.sleep(0.2)  # a worker's recovery watch beats as it starts
+        fake.random_faults = faults = RandomFaults(seed=seed, p=args.fault_rate, lookup_p=args.lookup_fault_rate)
+        signals, timeline = plan(random.Random(seed), args.signals, args.duplicates, args.rate, symbols)
+        with serving({**env, "LOG_LEVEL": "error"}, web_workers=3) as base:  # 4xx are counted, not logged
+            killer = Killer(clusters, args.kill_every, seed + 1, peek)
+            killer.start()
+            start, load_end = load(base, timeline, Bodies(signals, f"{seed}-{os.getpid()}"))
+            print(f"  load sent in {load_end - start:.1f} s; {achieved_rate(timeline, start)}", flush=True)
+            final_at, resolved_at = wait_until_settled(peek, killer, args.timeout, start)
+            if killer.is_alive():
+                killer.stop()
+    finally:
+        for cluster in clusters:
+            cluster.stop()
+    times = {"start": start, "load_end": load_end, "final": final_at, "resolved": resolved_at}
+    return Run(timeline, killer.kills, faults, times)
+
+
+def conclude(report: Report, dump: dict, exchange: dict, done: Run, logs: Path, *, keep: bool) -> None:
+    """Print the report and the evidence; keep the run's record and logs when something failed."""
+    start = done.times["start"]
+    print_report(report, dump, done.times, done.kills, done.faults)
+    for signal_id in sorted(report.suspects)[:5]:
+        print(evidence(signal_id, dump, exchange, done.faults, start))
+    for note in report.notes:
+        print(f"NOTE {note}")
+    for problem in report.problems:
+        print(f"PROBLEM {problem}")
+    record = {"posts": [vars(post) for _, post in done.timeline], "dump": dump, "exchange": exchange,
+              "kills": [vars(kill) for kill in done.kills], "faults": done.faults.log}
+    (logs / "run.json").write_text(json.dumps(record, default=str))
+    print(f"worker logs and the run's record (run.json): {logs}" + ("" if keep or report.problems else " (removed)"))
+    if not keep and not report.problems:
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
