@@ -41,7 +41,7 @@ def everything(strategy) -> Channel:
 
 @pytest.mark.parametrize("status, event_type", [
     ("filled", "fill"), ("partial", "fill"), ("rejected", "refusal"), ("skipped", "refusal"), ("failed", "failure"),
-    ("nothing", None), ("running", None), ("no-such-status", None),
+    ("nothing", None), ("running", None), ("unheard-of", None),
 ])
 def test_it_tells_the_event_of_each_outcome(strategy, everything, status, event_type):
     execution = finished(strategy, status)
