@@ -228,8 +228,8 @@ def test_it_folds_a_partial_fill_in_once_and_the_rest_when_it_fills(committed_cl
     assert Position.objects.get(symbol="BTCUSDT").amount == D("0.111")
 
 
-def test_it_sends_a_resumed_order_with_the_steps_decimals(strategy, binance_fake):
-    signal = alert(Client(), execute=False)
+def test_it_sends_a_resumed_order_with_the_steps_decimals(committed_client, strategy, binance_fake):
+    signal = alert(committed_client, execute=False)
     execution = Execution.objects.create(
         signal=signal, strategy="ALSAPRO 1", symbol="BTCUSDT", exchange="binance", received_at=signal.received_at,
         decision={"outcome": "trade", "reason": "open long 0.111", "price": "45000", "legs": [
@@ -258,8 +258,8 @@ def test_it_checks_a_suspicious_price_against_a_fresh_mark(committed_client, str
     assert len(binance_fake.requests_to("/fapi/v1/premiumIndex")) == 2
 
 
-def test_the_sweeper_queues_only_signals_older_than_a_task_takes(strategy, binance_fake):
-    signal = alert(Client(), execute=False)
+def test_the_sweeper_queues_only_signals_older_than_a_task_takes(committed_client, strategy, binance_fake):
+    signal = alert(committed_client, execute=False)
     assert queued_jobs() and pending_resume() == []
     Signal.objects.filter(pk=signal.pk).update(received_at=timezone.now() - timedelta(seconds=3))
     assert pending_resume() == [signal.pk]
