@@ -101,6 +101,7 @@ def performance(scope: Scope) -> Performance:
         months=metrics.by_month(days),
         latency=latencies,
         latency_sampled=sampled,
+        # float for the chart only: lightweight-charts draws JSON numbers; every figure shown stays Decimal.
         daily_points=[{"time": day.isoformat(), "value": float(days[day].net)} for day in sorted(days)],
     )
 

@@ -14,8 +14,6 @@ docs/EXECUTION.md tells the guarantee and the timings.
 
 import logging
 
-from django.db.models import F
-
 from notifications.events import notify
 from trading import deciding, protection, recording, sending
 from trading.engine import Leg, Plan
@@ -110,8 +108,9 @@ def _execution_for(signal: Signal) -> Execution:
         defaults={"strategy": signal.strategy, "symbol": signal.symbol, "exchange": get_exchange().name,
                   "received_at": signal.received_at, "queued_at": signal.queued_at, "signal_price": signal.price},
     )
-    Execution.objects.filter(pk=execution.pk).update(attempts=F("attempts") + 1)
-    execution.refresh_from_db(fields=["attempts"])
+    # Only the lane holder runs this, so counting in memory is safe: one query, not an update and a read.
+    execution.attempts += 1
+    execution.save(update_fields=["attempts"])
     return execution
 
 

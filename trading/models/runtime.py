@@ -58,5 +58,6 @@ class TradingHalt(models.Model):
 
     @classmethod
     def current(cls) -> "TradingHalt":
-        halt, _ = cls.objects.get_or_create(pk=1)
-        return halt
+        """The one row; read on every opening signal, so a missing row is not written here (saving
+        the returned default creates it)."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
