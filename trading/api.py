@@ -238,7 +238,7 @@ class HaltSerializer(serializers.Serializer):
                                        help_text="Also close every open position now (through the normal execution path).")
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     changed_by = serializers.CharField(read_only=True)
-    changed_at = serializers.DateTimeField(read_only=True)
+    changed_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null: never changed.")
     flattening = serializers.ListField(child=serializers.IntegerField(), read_only=True,
                                        help_text="The ids of the close signals queued by `flatten`.")
 
