@@ -22,6 +22,7 @@ from trading.models import Signal, WorkerHeartbeat
 logger = logging.getLogger(__name__)
 HEARTBEAT_MAX_AGE = timedelta(seconds=150)  # the worker beats every minute
 BACKLOG_MAX_AGE = timedelta(seconds=30)
+STREAM_MAX_AGE = timedelta(seconds=60)  # the stream process beats every 15 s
 EXCHANGE_CACHE_SECONDS = 10
 
 
@@ -65,6 +66,22 @@ def check_protection() -> dict[str, object]:
     return {"ok": not alarms, "unprotected_positions": alarms}
 
 
+def check_user_stream() -> dict[str, object]:
+    """The process applying the exchange's live events (`manage.py userstream`), with a real exchange."""
+    from trading.live import HEARTBEAT
+
+    beat = WorkerHeartbeat.objects.filter(name=HEARTBEAT).first()
+    if beat is None:
+        return {"ok": False, "error": "no user data stream process has reported (is `manage.py userstream` running?)"}
+    age = (timezone.now() - beat.beat_at).total_seconds()
+    result: dict[str, object] = {"ok": True, "heartbeat_age_s": round(age, 1), "detail": beat.detail}
+    if age > STREAM_MAX_AGE.total_seconds():
+        result.update(ok=False, error="the user data stream process's last heartbeat is too old")
+    elif not beat.detail.startswith("connected"):
+        result.update(ok=False, error="the user data stream is not connected; fills reach us by reconciliation only")
+    return result
+
+
 def check_exchange() -> dict[str, object]:
     # Cached briefly so a monitor polling every second does not spend exchange request weight.
     result: dict[str, object] | None = cache.get("health:exchange")
@@ -104,8 +121,10 @@ def health(request: HttpRequest) -> JsonResponse:
 
 def run_checks() -> dict[str, dict[str, object]]:
     checks: dict[str, dict[str, object]] = {}
-    named = (("database", check_database), ("queue", check_queue), ("exchange", check_exchange),
-             ("protection", check_protection))
+    named = [("database", check_database), ("queue", check_queue), ("exchange", check_exchange),
+             ("protection", check_protection)]
+    if settings.EXCHANGE != "paper":  # the paper exchange tells everything in its answers
+        named.append(("user_stream", check_user_stream))
     for name, check in named:
         try:
             checks[name] = check()

@@ -188,6 +188,10 @@ BINANCE_USE_TESTNET = env_bool("BINANCE_USE_TESTNET", True)
 BINANCE_BASE_URL = env.str("BINANCE_BASE_URL", default="").rstrip("/") or (
     "https://demo-fapi.binance.com" if BINANCE_USE_TESTNET else "https://fapi.binance.com"
 )
+# The user data stream (live fills, liquidations, protective fills): `manage.py userstream`.
+BINANCE_STREAM_URL = env.str("BINANCE_STREAM_URL", default="").rstrip("/") or (
+    "wss://fstream.binancefuture.com/ws" if BINANCE_USE_TESTNET else "wss://fstream.binance.com/private/ws"
+)
 BINANCE_TIMEOUT = float(env_decimal("BINANCE_TIMEOUT", "5", low=Decimal("0.1"), high=Decimal("60")))
 BINANCE_RECV_WINDOW = env_int("BINANCE_RECV_WINDOW", 5000, low=1, high=60000)
 if EXCHANGE == "binance":

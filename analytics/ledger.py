@@ -123,7 +123,7 @@ def _trades_attribute(exchange: Exchange, lines: list[LedgerEntry]) -> int:
         if (line.symbol, line.trade_id) in owners:
             by_order[owners[line.symbol, line.trade_id]].append(line.pk)
     for order, pks in by_order.items():
-        LedgerEntry.objects.filter(pk__in=pks).update(order=order, strategy=order.execution.strategy)
+        LedgerEntry.objects.filter(pk__in=pks).update(order=order, strategy=order.execution.strategy if order.execution else "")
     return sum(len(pks) for pks in by_order.values())
 
 

@@ -135,6 +135,17 @@ def _with_retries(call: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+def position_settle(symbol: str, exchange: Exchange) -> str:
+    """The exchange changed the position by itself: once it is flat, no protective order is needed
+    (the other half of a stop-loss / take-profit pair would otherwise rest there); problems, if any."""
+    if Position.objects.filter(symbol=symbol).exclude(amount=0).exists():
+        return ""
+    problems: list[str] = []
+    for order in ProtectiveOrder.objects.filter(symbol=symbol, status__in=LIVE):
+        problems += _cancel(order, exchange)
+    return "; ".join(problems)
+
+
 def positions_unprotected() -> list[str]:
     """Open positions whose latest protection attempt raised an alarm, for /health."""
     alarms = []

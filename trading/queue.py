@@ -42,6 +42,16 @@ def enqueue_again(signal_id: int) -> None:
     _send(signal_id)
 
 
+def enqueue_task(func: str, *args: object) -> None:
+    """Queue a follow-up job (by dotted path) that loses nothing if it is lost: the periodic jobs
+    repeat what it does. Logged, not raised, when the broker is unreachable."""
+    try:
+        async_task(func, *args, broker=broker())
+    except Exception as error:
+        logger.error("%s%s could not be queued (%s: %s); the periodic jobs will cover it",
+                     func, args, type(error).__name__, error)
+
+
 def _send_or_leave_to_recovery(signal_id: int) -> None:
     try:
         _send(signal_id)

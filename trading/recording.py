@@ -23,10 +23,20 @@ logger = logging.getLogger(__name__)
 SLIPPAGE_LIMIT = Decimal("1e12")  # bps; past this the figure is meaningless and the column cannot hold it
 
 
-def order_record(order: Order, result: OrderResult) -> Order:
-    """The exchange's word on an order, and the part of its fill not yet in the Position mirror."""
+FINAL_ORDER_STATES = (Order.Status.FILLED, Order.Status.CANCELED, Order.Status.EXPIRED, Order.Status.REJECTED)
+
+
+def order_record(order: Order, result: OrderResult, *, commission_part: Decimal = Decimal(0)) -> Order:
+    """The exchange's word on an order, and the part of its fill not yet in the Position mirror.
+    A word older than what is recorded (less filled, or open where the record is final: a late REST
+    answer, a replayed stream event) changes nothing. `commission_part` is the commission of the
+    fill being reported (the stream tells it fill by fill), added only when that fill is new."""
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
+        if result.executed_qty < locked.executed_qty or (
+            locked.status in FINAL_ORDER_STATES and not result.state.is_final and result.executed_qty == locked.executed_qty
+        ):
+            return locked
         new_qty = result.executed_qty - locked.applied_qty
         if new_qty > 0 and result.avg_price is not None:
             price = _price_of_new_part(locked, result)
@@ -35,6 +45,7 @@ def order_record(order: Order, result: OrderResult) -> Order:
             locked.realized_pnl = result.realized_pnl if whole and result.realized_pnl is not None else (
                 locked.realized_pnl + realized)
             locked.applied_qty = result.executed_qty
+            locked.commission += commission_part
         locked.exchange_order_id = result.exchange_order_id
         locked.status = Order.Status(str(result.state))
         locked.executed_qty = result.executed_qty

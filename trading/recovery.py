@@ -117,7 +117,7 @@ def orders_resolve(*, limit: int = 50) -> int:
             recording.order_not_sent(order, "the request never took effect (confirmed after the execution ended)")
             continue
         order = recording.order_record(order, result)
-        Execution.objects.filter(pk=order.execution_id).update(
+        Execution.objects.filter(pk=order.execution_id or 0).update(
             reason=Concat(F("reason"), Value(f"; order {order.client_order_id} later found {order.status}"))
         )
         resolved += 1

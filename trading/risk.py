@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, Sum
+from django.db.models import DecimalField, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -57,9 +57,11 @@ def _daily_loss_refusal(preference: StrategyPreference) -> str:
 
 
 def daily_net_pnl(strategy: str, *, since: datetime) -> Decimal:
-    """Realized P&L less commissions of the strategy's orders acknowledged since `since`."""
+    """Realized P&L less commissions of the strategy's orders acknowledged since `since`, its stop-losses
+    and take-profits that filled at the exchange included."""
     money = DecimalField(max_digits=28, decimal_places=10)
-    total = Order.objects.filter(execution__strategy=strategy, acknowledged_at__gte=since).aggregate(
+    theirs = Q(execution__strategy=strategy) | Q(protective__execution__strategy=strategy)
+    total = Order.objects.filter(theirs, acknowledged_at__gte=since).aggregate(
         net=Coalesce(Sum(F("realized_pnl") - F("commission"), output_field=money), ZERO, output_field=money)
     )["net"]
     return Decimal(total)

@@ -1,6 +1,11 @@
 """django-q2 tasks: they take ids, load, and call a service. Each is safe to run twice."""
 
+import time
+
+from trading.exchange import get_exchange
+from trading.lanes import Lane
 from trading.models import Signal
+from trading.protection import position_settle
 from trading.recovery import heartbeat, orders_resolve, pending_resume
 from trading.services import symbol_drain
 
@@ -21,3 +26,21 @@ def sweep() -> str:
     requeued = pending_resume()
     resolved = orders_resolve()
     return f"heartbeat; re-queued {requeued}; resolved {resolved} order(s)"
+
+
+SETTLE_PATIENCE = 10.0  # seconds to wait for a busy lane; its holder settles protection itself
+
+
+def settle_protection(symbol: str) -> str:
+    """After the exchange changed a position by itself (a stop triggered, a liquidation, a trade by
+    hand): under the symbol's lane, cancel protective orders a flat position no longer needs."""
+    deadline = time.monotonic() + SETTLE_PATIENCE
+    while (lane := Lane.acquire(symbol)) is None:
+        if time.monotonic() > deadline:
+            return f"{symbol}: lane busy; its execution brings protection up to date"
+        time.sleep(0.2)
+    try:
+        problems = position_settle(symbol, get_exchange())
+    finally:
+        lane.release()
+    return f"{symbol}: protection settled" + (f" ({problems})" if problems else "")

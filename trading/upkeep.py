@@ -33,7 +33,13 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
     changed = 0
     for info in exchange.get_positions():
         seen.add((info.symbol, info.position_side))
-        position, _ = Position.objects.get_or_create(symbol=info.symbol, position_side=info.position_side)
+        stated = {"amount": info.amount, "entry_price": info.entry_price, "unrealized_pnl": info.unrealized_pnl,
+                  "mark_price": info.mark_price}
+        position, created = Position.objects.get_or_create(symbol=info.symbol, position_side=info.position_side,
+                                                           defaults=stated)
+        if created:  # a position we had never seen (opened by hand, or before this database)
+            changed += 1
+            continue
         changed += Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
             amount=info.amount, entry_price=info.entry_price, unrealized_pnl=info.unrealized_pnl,
             mark_price=info.mark_price, updated_at=timezone.now(),

@@ -5,18 +5,29 @@ query string, and the timestamp against its own clock and recvWindow — keeps a
 positions, leverage, margin type, position mode, orders), applies the bundled exchange filters, and
 injects faults on demand: 5xx, 503 after filling, a stalled answer, 429 with Retry-After, clock
 drift. Tests drive the real connector against it over real HTTP.
+
+It also serves the user data stream over a real local websocket (`ws_url`/<listenKey>): every fill
+pushes ORDER_TRADE_UPDATE and ACCOUNT_UPDATE as Binance does, a triggered protective order its
+ALGO_UPDATEs, and helpers make the exchange act by itself (a liquidation, a trade placed by hand,
+funding), drop the connection, expire the listenKey or replay an event.
 """
 
 import hashlib
 import hmac
 import json
 import random
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request as WebsocketRequest, Response as WebsocketResponse
+from websockets.sync.server import ServerConnection, serve as websocket_serve
 
 from trading.exchange.rules import SNAPSHOT, bundled_rules
 from trading.pnl import position_after
@@ -110,6 +121,11 @@ class FakeBinance:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+        self.streams: list[ServerConnection] = []  # open user data stream connections
+        self.ws_server = websocket_serve(self._stream_serve, "127.0.0.1", 0, compression=None,
+                                         process_request=self._stream_admit)
+        self.ws_url = f"ws://127.0.0.1:{self.ws_server.socket.getsockname()[1]}/ws"
+        threading.Thread(target=self.ws_server.serve_forever, daemon=True).start()
         self.reset()
 
     def reset(self) -> None:
@@ -132,10 +148,175 @@ class FakeBinance:
             self.trades: list[dict] = []  # every fill (/fapi/v1/userTrades)
             self.next_tran_id = 9000
             self.next_trade_id = 5000
+            self.listen_keys: set[str] = set()
+            self.stream_connections = 0  # how many times a stream was opened
+            self.pushed: list[dict] = []  # every user data event sent, in order
+            self.streams_refused = False  # True: the stream endpoint turns connections away
+        self.drop_streams()
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.ws_server.shutdown()
+
+    # --- the user data stream ---------------------------------------------------------------------
+    def _stream_admit(self, connection: ServerConnection, request: WebsocketRequest) -> WebsocketResponse | None:
+        """The handshake: refused (as a failing network or endpoint would) or for an unknown key."""
+        if self.streams_refused:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable\n")
+        if request.path.rpartition("/")[2] not in self.listen_keys:
+            return connection.respond(HTTPStatus.BAD_REQUEST, "invalid listenKey\n")
+        return None
+
+    def _stream_serve(self, connection: ServerConnection) -> None:
+        with self.lock:
+            self.streams.append(connection)
+            self.stream_connections += 1
+        try:
+            for _ in connection:  # Binance ignores what the client says; wait until it goes
+                pass
+        except ConnectionClosed:
+            pass
+        finally:
+            with self.lock:
+                if connection in self.streams:
+                    self.streams.remove(connection)
+
+    def push(self, event: dict) -> None:
+        """Send an event to every open stream, and remember it (for replay)."""
+        with self.lock:
+            self.pushed.append(event)
+            streams = list(self.streams)
+        for connection in streams:
+            try:
+                connection.send(json.dumps(event))
+            except ConnectionClosed:
+                pass
+
+    def replay(self, event: dict) -> None:
+        """Send an event again, as a reconnecting stream or a confused exchange might."""
+        with self.lock:
+            streams = list(self.streams)
+        for connection in streams:
+            connection.send(json.dumps(event))
+
+    def drop_streams(self, *, refuse: bool = False) -> None:
+        """Cut every stream connection (no close handshake), as a network failure would; with
+        `refuse`, turn new ones away until `streams_refused` is set back to False."""
+        with self.lock:
+            self.streams_refused = refuse
+            streams, self.streams = list(self.streams), []
+        for connection in streams:
+            connection.close_socket()
+
+    def expire_listen_keys(self) -> None:
+        """Binance forgets the listenKey: a keep-alive now answers -1125; the stream says so."""
+        with self.lock:
+            self.listen_keys.clear()
+        self.push({"e": "listenKeyExpired", "E": self.server_ms(), "listenKey": "gone"})
+
+    def wait_for_stream(self, timeout: float = 5.0, *, connections: int = 1) -> None:
+        """Until `connections` streams have been opened so far and one is open now."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.stream_connections >= connections and self.streams:
+                    return
+            time.sleep(0.02)
+        raise TimeoutError(f"no user data stream connected (opened {self.stream_connections})")
+
+    def _listen_key(self, method: str, headers, params: dict) -> dict:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Start-User-Data-Stream
+        if headers.get("X-MBX-APIKEY") != API_KEY:
+            raise Answer(401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
+        if method == "POST":
+            if not self.listen_keys:
+                self.listen_keys.add(secrets.token_urlsafe(48))
+            return {"listenKey": next(iter(self.listen_keys))}
+        key = params.get("listenKey") or next(iter(self.listen_keys), "")
+        if key not in self.listen_keys:
+            raise Answer(400, {"code": -1125, "msg": "This listenKey does not exist."})
+        if method == "DELETE":
+            self.listen_keys.discard(key)
+        return {}
+
+    # --- the exchange acting by itself ------------------------------------------------------------
+    def liquidate(self, symbol: str, side: str = "BOTH") -> None:
+        """The exchange liquidates the position at the mark price."""
+        with self.lock:
+            amount, _ = self.positions.get((symbol, side), [Decimal(0), Decimal(0)])
+            close = "SELL" if amount > 0 else "BUY"
+            self._fill_by_exchange(symbol, close, abs(amount), side, client_id=f"autoclose-{self.server_ms()}0001",
+                                   order_type="LIQUIDATION", execution_type="CALCULATED")
+
+    def manual_order(self, symbol: str, side: str, quantity: str, *, position_side: str = "BOTH",
+                     parts: int = 1) -> int:
+        """A market order placed by hand in Binance's app, filled in `parts` trades; its order id."""
+        with self.lock:
+            return self._fill_by_exchange(symbol, side, Decimal(quantity), position_side,
+                                          client_id=f"web_{secrets.token_hex(10)}", parts=parts)
+
+    def _fill_by_exchange(self, symbol: str, side: str, quantity: Decimal, position_side: str, *, client_id: str,
+                          order_type: str = "MARKET", execution_type: str = "TRADE", parts: int = 1,
+                          reduce_only: bool = False) -> int:
+        price = self._price(symbol)
+        self.next_order_id += 1
+        order_id = self.next_order_id
+        order = {"orderId": order_id, "symbol": symbol, "clientOrderId": client_id, "side": side,
+                 "positionSide": position_side, "type": order_type, "origQty": str(quantity), "reduceOnly": reduce_only}
+        self._push_order(order, "NEW", "NEW", Decimal(0), Decimal(0), price)
+        step = bundled_rules()[symbol].step_size
+        done = Decimal(0)
+        for index in range(parts):
+            part = quantity - done if index == parts - 1 else (quantity / parts).quantize(step)
+            self._apply_fill(order, part, price, done + part, execution_type)
+            done += part
+        return order_id
+
+    def _apply_fill(self, order: dict, quantity: Decimal, price: Decimal, cumulative: Decimal,
+                    execution_type: str = "TRADE") -> None:
+        """Move the account by one fill and tell the stream, as the matching engine does."""
+        symbol, side, position_side = order["symbol"], order["side"], order["positionSide"]
+        amount, entry = self.positions.get((symbol, position_side), [Decimal(0), Decimal(0)])
+        signed = quantity if side == "BUY" else -quantity
+        new_amount, new_entry, realized = position_after(amount, entry, signed, price)
+        self.positions[(symbol, position_side)] = [new_amount, new_entry]
+        commission = quantity * price * TAKER_FEE
+        self.wallet += realized - commission
+        self._record_fill(order["orderId"], symbol, side, position_side, quantity, price, realized, commission)
+        status = "FILLED" if cumulative >= Decimal(order["origQty"]) else "PARTIALLY_FILLED"
+        self._push_account("ORDER", symbol, position_side)
+        self._push_order(order, execution_type, status, quantity, cumulative, price, commission=commission,
+                         realized=realized)
+
+    def _push_order(self, order: dict, execution_type: str, status: str, last: Decimal, cumulative: Decimal,
+                    price: Decimal, *, commission: Decimal = Decimal(0), realized: Decimal = Decimal(0)) -> None:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Order-Update
+        now = self.server_ms()
+        self.push({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": {
+            "s": order["symbol"], "c": order["clientOrderId"], "S": order["side"], "o": order["type"], "f": "GTC",
+            "q": str(order["origQty"]), "p": "0", "ap": str(price) if cumulative else "0", "sp": "0",
+            "x": execution_type, "X": status, "i": order["orderId"], "l": str(last), "z": str(cumulative),
+            "L": str(price) if last else "0", "N": "USDT", "n": str(commission), "T": now,
+            "t": self.next_trade_id if last else 0, "b": "0", "a": "0", "m": False, "R": bool(order.get("reduceOnly")),
+            "wt": "CONTRACT_PRICE", "ot": order["type"], "ps": order["positionSide"], "cp": False, "rp": str(realized),
+            "pP": False, "si": 0, "ss": 0, "V": "NONE", "pm": "NONE", "gtd": 0,
+        }})
+
+    def _push_account(self, reason: str, symbol: str = "", position_side: str = "BOTH",
+                      balance_change: Decimal = Decimal(0)) -> None:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Balance-and-Position-Update
+        now = self.server_ms()
+        positions = []
+        if symbol:
+            amount, entry = self.positions.get((symbol, position_side), [Decimal(0), Decimal(0)])
+            unrealized = (self.prices.get(symbol, entry) - entry) * amount
+            positions.append({"s": symbol, "pa": str(amount), "ep": str(entry), "bep": str(entry), "cr": "0",
+                              "up": str(unrealized), "mt": "cross", "iw": "0", "ps": position_side})
+        self.push({"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {
+            "m": reason, "B": [{"a": "USDT", "wb": str(self.wallet), "cw": str(self.wallet), "bc": str(balance_change)}],
+            "P": positions,
+        }})
 
     # --- test helpers -----------------------------------------------------------------------------
     def set_price(self, symbol: str, price: str) -> None:
@@ -168,6 +349,7 @@ class FakeBinance:
         with self.lock:
             self.wallet += Decimal(amount)
             self._add_income(symbol, "FUNDING_FEE", Decimal(amount), self.server_ms(), trade_id="")
+            self._push_account("FUNDING_FEE", balance_change=Decimal(amount))
 
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
@@ -197,7 +379,7 @@ class FakeBinance:
             if path in SIGNED:
                 self._verify(headers, query, params)
             with self.lock:
-                result = self._route(method, path, params)
+                result = self._route(method, path, params, headers)
             if fault and fault.kind == "answer_new":
                 result = {**result, "status": "NEW", "executedQty": "0", "avgPrice": "0.00"}
             if fault and fault.kind == "after_fill":
@@ -230,7 +412,7 @@ class FakeBinance:
         if not (timestamp < now + 1000 and now - timestamp <= window):
             raise Answer(400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."})
 
-    def _route(self, method: str, path: str, params: dict):
+    def _route(self, method: str, path: str, params: dict, headers=None):
         routes = {
             ("GET", "/fapi/v1/time"): lambda: {"serverTime": self.server_ms()},
             ("GET", "/fapi/v1/exchangeInfo"): lambda: json.loads(SNAPSHOT.read_text()),
@@ -250,6 +432,9 @@ class FakeBinance:
             ("GET", "/fapi/v3/positionRisk"): self._position_risk,
             ("GET", "/fapi/v1/income"): lambda: self._income_history(params),
             ("GET", "/fapi/v1/userTrades"): lambda: self._account_trades(params),
+            ("POST", "/fapi/v1/listenKey"): lambda: self._listen_key("POST", headers, params),
+            ("PUT", "/fapi/v1/listenKey"): lambda: self._listen_key("PUT", headers, params),
+            ("DELETE", "/fapi/v1/listenKey"): lambda: self._listen_key("DELETE", headers, params),
         }
         route = routes.get((method, path))
         if route is None:
@@ -290,16 +475,17 @@ class FakeBinance:
         opened = quantity if not closing else max(quantity - abs(amount), Decimal(0))
         if opened * price / self.leverage.get(symbol, 20) > self._available():
             raise Answer(400, {"code": -2019, "msg": "Margin is insufficient."})
-        new_amount, new_entry, realized = position_after(amount, entry, signed, price)
-        self.positions[(symbol, position_side)] = [new_amount, new_entry]
-        commission = quantity * price * TAKER_FEE
-        self.wallet += realized - commission
         self.next_order_id += 1
-        self._record_fill(self.next_order_id, symbol, side, position_side, quantity, price, realized, commission)
+        client_id = params.get("newClientOrderId") or f"fake-{self.next_order_id}"
+        stream_order = {"orderId": self.next_order_id, "symbol": symbol, "clientOrderId": client_id, "side": side,
+                        "positionSide": position_side, "type": "MARKET", "origQty": str(quantity),
+                        "reduceOnly": reduce_only}
+        self._push_order(stream_order, "NEW", "NEW", Decimal(0), Decimal(0), price)
+        self._apply_fill(stream_order, quantity, price, quantity)
         order = {
             "orderId": self.next_order_id, "symbol": symbol, "status": "FILLED",
-            "clientOrderId": params.get("newClientOrderId") or f"fake-{self.next_order_id}",
-            "price": "0.00", "avgPrice": str(price), "origQty": str(quantity), "executedQty": str(quantity),
+            "clientOrderId": client_id, "price": "0.00", "avgPrice": str(price), "origQty": str(quantity),
+            "executedQty": str(quantity),
             "cumQuote": str(quantity * price), "timeInForce": "GTC", "type": "MARKET", "reduceOnly": reduce_only,
             "closePosition": False, "side": side, "positionSide": position_side, "stopPrice": "0.00",
             "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": "MARKET", "updateTime": self.server_ms(),
@@ -359,24 +545,39 @@ class FakeBinance:
                  "closePosition": params.get("closePosition") == "true", "algoStatus": "NEW",
                  "workingType": params.get("workingType", "CONTRACT_PRICE")}
         self.algo_orders[client_id] = order
+        self._push_algo(order, "NEW")
         return order
 
     def _cancel_algo_order(self, params: dict) -> dict:
         order = self.algo_orders.pop(params.get("clientAlgoId", ""), None)
         if order is None:
             raise Answer(400, {"code": -2011, "msg": "Unknown order sent."})
+        self._push_algo(order, "CANCELED")
         return {"algoId": order["algoId"], "clientAlgoId": order["clientAlgoId"], "code": "200", "msg": "success"}
 
     def trigger_protective(self, client_id: str) -> None:
         """The market reaches a protective order's trigger: it closes the whole position (test helper)."""
         with self.lock:
-            order = self.algo_orders.pop(client_id)
-            symbol, side = order["symbol"], order["positionSide"]
-            amount, entry = self.positions.get((symbol, side), [Decimal(0), Decimal(0)])
-            price = Decimal(order["triggerPrice"])
-            _, _, realized = position_after(amount, entry, -amount, price)
-            self.positions[(symbol, side)] = [Decimal(0), Decimal(0)]
-            self.wallet += realized
+            algo = self.algo_orders.pop(client_id)
+            symbol, position_side = algo["symbol"], algo["positionSide"]
+            amount, _ = self.positions.get((symbol, position_side), [Decimal(0), Decimal(0)])
+            self.prices[symbol] = Decimal(algo["triggerPrice"])
+            self._push_algo(algo, "TRIGGERED", order_id=self.next_order_id + 1)
+            if amount and (amount > 0) == (algo["side"] == "SELL"):
+                self._fill_by_exchange(symbol, algo["side"], abs(amount), position_side, client_id=f"algo_{algo['algoId']}",
+                                       order_type=algo["orderType"], reduce_only=True)
+            self._push_algo(algo, "FINISHED", order_id=self.next_order_id)
+
+    def _push_algo(self, algo: dict, status: str, *, order_id: int | str = "") -> None:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Algo-Order-Update
+        now = self.server_ms()
+        self.push({"e": "ALGO_UPDATE", "T": now, "E": now, "o": {
+            "caid": algo["clientAlgoId"], "aid": algo["algoId"], "at": "CONDITIONAL", "o": algo["orderType"],
+            "s": algo["symbol"], "S": algo["side"], "ps": algo["positionSide"], "f": "GTC", "q": "0", "X": status,
+            "ai": str(order_id), "ap": "0", "aq": "0", "act": "MARKET", "tp": algo["triggerPrice"], "p": "0",
+            "V": "EXPIRE_MAKER", "wt": algo["workingType"], "pm": "NONE", "cp": algo["closePosition"], "pP": False,
+            "R": False, "tt": 0, "gtd": 0, "rm": "",
+        }})
 
     def _query_order(self, params: dict) -> dict:
         for order in reversed(self.orders):

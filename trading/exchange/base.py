@@ -5,10 +5,12 @@ and order statuses. They speak Decimal and these dataclasses, and raise only the
 family below.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal, localcontext
 from enum import StrEnum
+from threading import Event
 from typing import Any, Protocol
 
 
@@ -65,6 +67,10 @@ class OrderState(StrEnum):
     @property
     def is_open(self) -> bool:
         return self in (OrderState.NEW, OrderState.PARTIALLY_FILLED)
+
+    @property
+    def is_final(self) -> bool:
+        return not self.is_open
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,114 @@ class ProtectiveState:
     trigger: Decimal
 
 
+# --- the account's own events (a user data stream) ------------------------------------------------
+class FillCause(StrEnum):
+    """Why an order the account did not send through us exists (adapters read it off the order)."""
+
+    ORDER = "order"  # an ordinary order: ours, or one placed by hand in the exchange's app
+    LIQUIDATION = "liquidation"
+    AUTO_DELEVERAGE = "adl"
+    SETTLEMENT = "settlement"  # a delisting or delivery closed the position
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """An order changed at the exchange: placed, (partly) filled, cancelled. Quantities are the
+    order's cumulative figures, so the same update applied twice is the same state."""
+
+    symbol: str
+    client_order_id: str
+    exchange_order_id: str
+    side: str  # "BUY" or "SELL"
+    position_side: str
+    order_type: str
+    quantity: Decimal  # as ordered
+    state: OrderState
+    executed_qty: Decimal  # cumulative
+    avg_price: Decimal | None
+    last_qty: Decimal  # this event's fill, 0 for a status change
+    last_price: Decimal | None
+    commission: Decimal  # this event's fill's commission (a cost)
+    commission_asset: str
+    realized_pnl: Decimal  # this event's fill's realized P&L
+    trade_id: str
+    reduce_only: bool
+    cause: FillCause
+    time: datetime  # UTC, the matching engine's
+
+    def as_result(self) -> OrderResult:
+        return OrderResult(client_order_id=self.client_order_id, exchange_order_id=self.exchange_order_id,
+                           state=self.state, executed_qty=self.executed_qty, avg_price=self.avg_price)
+
+
+class ProtectiveStatus(StrEnum):
+    RESTING = "resting"
+    TRIGGERED = "triggered"  # handed to the matching engine as an order (`order_id`)
+    FINISHED = "finished"  # that order filled (or was cancelled) there
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class ProtectiveUpdate:
+    """A protective order changed at the exchange (Binance: ALGO_UPDATE)."""
+
+    symbol: str
+    client_id: str
+    status: ProtectiveStatus
+    order_id: str  # the order it became once triggered; "" before
+    time: datetime
+
+
+class AccountChange(StrEnum):
+    """Why balances or positions changed."""
+
+    TRADE = "trade"  # an order filled: an OrderUpdate tells the same story, fill by fill
+    FUNDING = "funding"
+    TRANSFER = "transfer"  # deposits, withdrawals, transfers between wallets
+    OTHER = "other"  # margin type changes, insurance clearing, adjustments…
+
+
+@dataclass(frozen=True)
+class AccountUpdate:
+    change: AccountChange
+    positions: tuple[PositionInfo, ...]  # the positions that changed, as they now stand
+    balances: tuple[tuple[str, Decimal], ...]  # (asset, wallet balance) that changed
+    time: datetime
+
+
+@dataclass(frozen=True)
+class StreamConnected:
+    """The stream is (again) open: events from before now may have been missed."""
+
+    time: datetime
+
+
+@dataclass(frozen=True)
+class StreamAlive:
+    """The stream is open and quiet: said every few seconds, so a watcher can tell it is alive."""
+
+    time: datetime
+
+
+@dataclass(frozen=True)
+class StreamDown:
+    """The stream closed or failed; it is being reopened."""
+
+    reason: str
+    time: datetime
+
+
+UserEvent = OrderUpdate | ProtectiveUpdate | AccountUpdate | StreamConnected | StreamAlive | StreamDown
+
+
+class UserStream(Protocol):
+    """The account's live events, reconnecting by itself: yields typed events until `stop` is set."""
+
+    def events(self, stop: Event) -> Iterator[UserEvent]: ...
+
+
 # --- errors ------------------------------------------------------------------------------------------
 class ExchangeError(Exception):
     """Base of every error an adapter raises. `reason` is for a trader; `code` is the exchange's own,
@@ -273,4 +387,9 @@ class Exchange(Protocol):
 
     def open_protective(self, symbol: str) -> list[ProtectiveState]:
         """The protective orders resting at the exchange for the symbol."""
+        ...
+
+    def user_stream(self) -> UserStream | None:
+        """The account's live event stream; None when the exchange tells us everything in its
+        answers (the paper exchange)."""
         ...

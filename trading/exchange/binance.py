@@ -40,6 +40,7 @@ from trading.exchange.base import (
     SymbolRules,
     UnknownSymbol,
 )
+from trading.exchange.binance_stream import BinanceUserStream
 from trading.exchange.rules import parse_exchange_info
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ class BinanceExchange:
     name = "binance"
 
     def __init__(self, *, api_key: str, api_secret: str, base_url: str, timeout: float, recv_window: int,
-                 testnet: bool = True) -> None:
+                 testnet: bool = True, stream_url: str = "") -> None:
+        self.stream_url = stream_url
         self.client = _Client(key=api_key, secret=api_secret, base_url=base_url, timeout=timeout)
         self.recv_window = recv_window
         self.timeout = timeout
@@ -298,6 +300,9 @@ class BinanceExchange:
                             kind=kinds.get(row.get("orderType", ""), "other"), trigger=Decimal(str(row["triggerPrice"])))
             for row in rows
         ]
+
+    def user_stream(self) -> BinanceUserStream | None:
+        return BinanceUserStream(self, url=self.stream_url) if self.stream_url else None
 
     def _algo(self, http_method: str, path: str, params: dict[str, Any]) -> Any:
         """A signed call to an endpoint the connector lacks, re-signed once after a -1021."""

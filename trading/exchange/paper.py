@@ -204,6 +204,10 @@ class PaperExchange:
             for p in PaperProtective.objects.filter(symbol=symbol, status="open").order_by("id")
         ]
 
+    def user_stream(self) -> None:
+        """Nothing happens here that an answer did not already tell: fills are recorded as they are made."""
+        return None
+
     def _trigger(self, protective: PaperProtective, price: Decimal) -> None:
         """Close the whole position at `price` (closePosition), then retire the order."""
         with transaction.atomic():

@@ -96,8 +96,21 @@ class Order(models.Model):
         REJECTED = "REJECTED", "Rejected"
         NOT_FOUND = "not_found", "Never reached the exchange"
 
-    execution = models.ForeignKey(Execution, on_delete=models.PROTECT, related_name="orders")
-    leg = models.PositiveSmallIntegerField()
+    class Source(models.TextChoices):
+        SIGNAL = "signal", "A signal's order (sent by us)"
+        STOP_LOSS = "stop_loss", "Stop-loss triggered at the exchange"
+        TAKE_PROFIT = "take_profit", "Take-profit triggered at the exchange"
+        LIQUIDATION = "liquidation", "Liquidation by the exchange"
+        ADL = "adl", "Auto-deleveraging by the exchange"
+        SETTLEMENT = "settlement", "Settlement (delisting or delivery)"
+        MANUAL = "manual", "Placed outside Alsa Trade (by hand)"
+
+    execution = models.ForeignKey(Execution, on_delete=models.PROTECT, related_name="orders", null=True, blank=True,
+                                  help_text="The execution that sent it; empty for an order the exchange reported.")
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.SIGNAL, db_index=True)
+    protective = models.ForeignKey("trading.ProtectiveOrder", on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="fills", help_text="The stop-loss or take-profit this order filled.")
+    leg = models.PositiveSmallIntegerField(default=0)
     purpose = models.CharField(max_length=10, help_text="open, add, close or reverse")
     client_order_id = models.CharField(max_length=36, unique=True)
     exchange_order_id = models.CharField(max_length=40, blank=True)
@@ -129,7 +142,12 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["execution", "leg"], name="order_one_per_leg")]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "leg"], name="order_one_per_leg"),
+            # An order the exchange reports is recorded once, however often it is reported.
+            models.UniqueConstraint(fields=["symbol", "exchange_order_id"], name="order_once_per_exchange_id",
+                                    condition=~models.Q(exchange_order_id="")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.side} {self.quantity.normalize():f} {self.symbol} ({self.status})"

@@ -17,6 +17,7 @@ class ProtectiveOrder(models.Model):
         ACTIVE = "active", "Active"
         CANCELLED = "cancelled", "Cancelled"
         REJECTED = "rejected", "Rejected"
+        TRIGGERED = "triggered", "Triggered: the exchange closed the position"
         GONE = "gone", "No longer at the exchange (triggered or cancelled there)"
 
     execution = models.ForeignKey("trading.Execution", on_delete=models.PROTECT, related_name="protective_orders")
@@ -27,6 +28,7 @@ class ProtectiveOrder(models.Model):
     trigger_price = models.DecimalField(**AMOUNT)
     client_id = models.CharField(max_length=36, unique=True)
     exchange_id = models.CharField(max_length=40, blank=True)
+    order_id = models.CharField(max_length=40, blank=True, help_text="The exchange order it became when triggered.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLACING, db_index=True)
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -36,6 +36,7 @@ class WorkerHeartbeat(models.Model):
     name = models.CharField(max_length=50, unique=True)
     host = models.CharField(max_length=255, blank=True)
     beat_at = models.DateTimeField()
+    detail = models.CharField(max_length=255, blank=True, help_text="What the process last said of itself.")
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at:%H:%M:%S}"

@@ -1,0 +1,245 @@
+"""Live fills from the exchange (issue #10): the user data stream, served by the fake over a real
+local websocket, applied to Order and Position within a second — protective fills, liquidations,
+trades placed by hand, partial fills, funding — reconnecting when dropped or when the listenKey
+expires, and never applying an event twice."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from analytics.models import LedgerEntry
+from preferences.models import StrategyPreference
+from tests.fakes.binance_server import API_SECRET, FakeBinance
+from tests.support.cluster import worker_env
+from tests.support.queue import queued_jobs, run_queued_jobs
+from trading.exchange import binance_stream, get_exchange, reset_exchange
+from trading.live import HEARTBEAT, stream_run
+from trading.models import Execution, Order, Position, ProtectiveOrder, WorkerHeartbeat
+from trading.webhook import RATE_LIMITER
+
+D = Decimal
+PASSPHRASE = "test-passphrase-0123456789"
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def eventually(check: Callable[[], bool], within: float = 1.0) -> float:
+    """Seconds until `check()` held; fails if it did not within `within` seconds."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"not within {within} s")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def stream_settings(binance_settings, binance_fake, monkeypatch):
+    binance_settings.BINANCE_STREAM_URL = binance_fake.ws_url
+    monkeypatch.setattr(binance_stream, "RECV_TIMEOUT", 0.2)  # quick to notice `stop` in teardown
+    reset_exchange()
+    return binance_settings
+
+
+@pytest.fixture
+def stream(stream_settings, binance_fake) -> Iterator[FakeBinance]:
+    """`stream_run` in a thread, as `manage.py userstream` runs it, connected to the fake."""
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            stream_run(get_exchange(), stop)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    binance_fake.wait_for_stream()
+    eventually(lambda: WorkerHeartbeat.objects.filter(name=HEARTBEAT).exists(), within=3)
+    yield binance_fake
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+@pytest.fixture
+def client(committed_client):
+    RATE_LIMITER.reset()
+    return committed_client
+
+
+def alert(client, action: str = "buy", **fields) -> Execution:
+    data = {"action": action, "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
+    response = client.post("/webhook", json.dumps(data), content_type="application/json")
+    assert response.status_code == 202, response.content
+    run_queued_jobs()
+    return Execution.objects.get(signal_id=response.json()["signal_id"])
+
+
+def position(symbol: str = "BTCUSDT") -> Decimal:
+    row = Position.objects.filter(symbol=symbol).first()
+    return row.amount if row else D(0)
+
+
+def test_a_triggered_stop_loss_closes_our_position_and_cancels_the_take_profit(client, stream):
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, stop_loss=D(2),
+                                      take_profit=D(3))
+    alert(client)
+    held = position()
+    assert held > 0
+    stop_loss = ProtectiveOrder.objects.get(kind="stop_loss", status="active")
+    run_queued_jobs()  # nothing the stream queued for our own entry
+    stream.trigger_protective(stop_loss.client_id)
+
+    eventually(lambda: position() == 0)
+    fill = Order.objects.get(source=Order.Source.STOP_LOSS)
+    assert fill.status == Order.Status.FILLED and fill.executed_qty == held and fill.side == "SELL"
+    assert fill.execution is None and fill.protective == stop_loss and fill.avg_price == D("44100.0")
+    assert fill.realized_pnl == (D("44100.0") - D(45000)) * held
+    eventually(lambda: ProtectiveOrder.objects.get(pk=stop_loss.pk).status == "triggered")
+    # The take-profit is left over at the exchange: the queued job cancels it under the symbol's lane.
+    eventually(lambda: any(job["func"] == "trading.tasks.settle_protection" for job in queued_jobs()))
+    run_queued_jobs()
+    assert stream.algo_orders == {}
+    assert ProtectiveOrder.objects.get(kind="take_profit").status == "cancelled"
+
+
+def test_a_liquidation_appears_within_a_second(client, stream):
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    alert(client)
+    held = position()
+    stream.set_price("BTCUSDT", "40000")
+    stream.liquidate("BTCUSDT")
+    eventually(lambda: position() == 0)
+    liquidation = Order.objects.get(source=Order.Source.LIQUIDATION)
+    assert liquidation.client_order_id.startswith("autoclose-") and liquidation.executed_qty == held
+    assert liquidation.status == Order.Status.FILLED and liquidation.purpose == "close"
+    assert liquidation.commission == held * D(40000) * D("0.0005")
+
+
+def test_a_manual_close_in_binances_app_appears_within_a_second(client, stream):
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    alert(client)
+    held = position()
+    stream.manual_order("BTCUSDT", "SELL", str(held))
+    eventually(lambda: position() == 0)
+    manual = Order.objects.get(source=Order.Source.MANUAL)
+    assert manual.client_order_id.startswith("web_") and manual.purpose == "close" and manual.status == "FILLED"
+    assert Order.objects.filter(source=Order.Source.SIGNAL).count() == 1  # our entry, recorded once
+
+
+def test_partial_fills_move_the_position_part_by_part(stream):
+    stream.manual_order("ETHUSDT", "BUY", "0.300", parts=3)
+    eventually(lambda: position("ETHUSDT") == D("0.3"))
+    order = Order.objects.get(symbol="ETHUSDT")
+    assert order.executed_qty == order.applied_qty == D("0.3") and order.status == "FILLED"
+    assert order.purpose == "open"
+
+
+def test_a_replayed_event_changes_nothing(stream):
+    stream.manual_order("BTCUSDT", "BUY", "0.010", parts=2)
+    eventually(lambda: position() == D("0.01"))
+    before = list(Order.objects.values("executed_qty", "applied_qty", "status", "commission", "realized_pnl"))
+    trades = [event for event in stream.pushed if event["e"] == "ORDER_TRADE_UPDATE"]
+    for event in trades:  # every update again, and the first part last: the oldest word arrives late
+        stream.replay(event)
+    stream.replay(trades[1])
+    time.sleep(0.5)
+    assert position() == D("0.01") and Order.objects.count() == 1
+    assert list(Order.objects.values("executed_qty", "applied_qty", "status", "commission", "realized_pnl")) == before
+
+
+def test_our_own_fill_is_applied_once_whichever_of_answer_and_event_comes_first(client, stream):
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    execution = alert(client)
+    order = execution.orders.get()
+    time.sleep(0.3)  # the stream's events for the same fill arrive too
+    assert position() == order.executed_qty == order.applied_qty
+    assert Order.objects.count() == 1 and not Order.objects.exclude(source=Order.Source.SIGNAL).exists()
+
+
+def test_a_dropped_stream_reconnects_and_catches_up_on_what_it_missed(stream):
+    stream.drop_streams(refuse=True)
+    # While no stream is open the exchange acts: the event is lost with the connection.
+    stream.manual_order("BTCUSDT", "BUY", "0.020")
+    time.sleep(0.3)
+    assert position() == 0
+    stream.streams_refused = False
+    stream.wait_for_stream(connections=2, timeout=5)
+    eventually(lambda: position() == D("0.02"), within=2)  # reconciled on reconnecting
+    stream.manual_order("BTCUSDT", "SELL", "0.020")
+    eventually(lambda: position() == 0)
+
+
+def test_an_expired_listen_key_is_made_again(stream):
+    stream.expire_listen_keys()
+    stream.wait_for_stream(connections=2)
+    assert len(stream.requests_to("/fapi/v1/listenKey", "POST")) == 2
+    stream.manual_order("BTCUSDT", "BUY", "0.010")
+    eventually(lambda: position() == D("0.01"))
+
+
+def test_a_keep_alive_refused_with_1125_opens_a_new_stream(stream_settings, binance_fake, monkeypatch):
+    stop = threading.Event()
+    stream = get_exchange().user_stream()
+    assert stream is not None
+    stream.keepalive_every = 0.3
+    events = stream.events(stop)
+    assert type(next(events)).__name__ == "StreamConnected"
+    binance_fake.listen_keys.clear()  # gone at Binance, silently
+    down = next(event for event in events if type(event).__name__ == "StreamDown")
+    assert "listenKey" in down.reason
+    assert type(next(events)).__name__ == "StreamConnected"
+    assert binance_fake.requests_to("/fapi/v1/listenKey", "PUT")
+    stop.set()
+    events.close()
+
+
+def test_funding_brings_the_ledger_import_forward(stream):
+    stream.set_position("BTCUSDT", "0.010", "45000")
+    stream.add_funding("BTCUSDT", "-0.25")
+    eventually(lambda: any(job["func"] == "analytics.tasks.import_ledger" for job in queued_jobs()))
+    run_queued_jobs()
+    assert LedgerEntry.objects.get(kind="FUNDING_FEE").amount == D("-0.25")
+
+
+def test_the_stream_process_reports_itself_in_health(stream, admin_client):
+    detail = admin_client.get("/health").json()
+    assert detail["user_stream"]["ok"] is True, detail
+    assert detail["user_stream"]["detail"].startswith("connected since")
+    stream.drop_streams()
+    eventually(lambda: not admin_client.get("/health").json()["user_stream"]["ok"]
+               or stream.stream_connections > 1, within=3)
+
+
+@pytest.mark.slow
+def test_manage_py_userstream_applies_a_liquidation_within_a_second(stream_settings, binance_fake, live_server):
+    """The real entry point: the process `make run` starts (and production runs) beside the worker."""
+    Position.objects.create(symbol="BTCUSDT", amount=D("0.010"), entry_price=D(45000))
+    binance_fake.set_position("BTCUSDT", "0.010", "45000")
+    env = worker_env(binance_fake, BINANCE_STREAM_URL=binance_fake.ws_url, LOG_LEVEL="info")
+    process = subprocess.Popen([sys.executable, "manage.py", "userstream"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        binance_fake.wait_for_stream(timeout=20)
+        time.sleep(0.3)  # its reconciliation on connecting has run
+        binance_fake.liquidate("BTCUSDT")
+        took = eventually(lambda: position() == 0)
+        assert Order.objects.get(source=Order.Source.LIQUIDATION).status == "FILLED"
+        assert took < 1.0
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=15)[0].decode()
+    assert process.returncode == 0, output
+    assert API_SECRET not in output
+
