@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Count, Min
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -20,10 +21,11 @@ from django.views.decorators.http import require_GET
 from trading.models import Signal, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
-HEARTBEAT_MAX_AGE = timedelta(seconds=150)  # the worker beats every minute
+HEARTBEAT_MAX_AGE = timedelta(seconds=45)  # each worker process beats every 10 s (trading/recovery.py)
 BACKLOG_MAX_AGE = timedelta(seconds=30)
 STREAM_MAX_AGE = timedelta(seconds=60)  # the stream process beats every 15 s
 EXCHANGE_CACHE_SECONDS = 10
+WEIGHT_WARNING = 0.8  # of the request-weight limit: said in /health before Binance answers 429
 
 
 def check_database() -> dict[str, object]:
@@ -33,8 +35,11 @@ def check_database() -> dict[str, object]:
 
 
 def check_queue() -> dict[str, object]:
-    beat = WorkerHeartbeat.objects.filter(name="worker").first()
-    age = (timezone.now() - beat.beat_at) if beat else None
+    from trading.recovery import worker_alive_at
+
+    beat_at = worker_alive_at(max_age=HEARTBEAT_MAX_AGE)
+    age = (timezone.now() - beat_at) if beat_at else None
+    queued = Signal.objects.filter(status=Signal.Status.QUEUED).aggregate(count=Count("id"), oldest=Min("received_at"))
     stuck = Signal.objects.filter(status=Signal.Status.QUEUED, received_at__lt=timezone.now() - BACKLOG_MAX_AGE).count()
     # Every accepted signal ends final within EXECUTION_MAX_DELAY (plus a lookup's grace); one that
     # has not after twice that is work the engine lost track of.
@@ -44,18 +49,31 @@ def check_queue() -> dict[str, object]:
     ).count()
     ok = age is not None and age <= HEARTBEAT_MAX_AGE and stuck == 0 and unfinished == 0
     result: dict[str, object] = {
-        "ok": ok, "heartbeat_age_s": None if age is None else round(age.total_seconds(), 1), "stuck_signals": stuck,
-        "unfinished_signals": unfinished,
+        "ok": ok, "heartbeat_age_s": None if age is None else round(age.total_seconds(), 1),
+        "queued_signals": queued["count"],
+        "oldest_queued_s": round((timezone.now() - queued["oldest"]).total_seconds(), 1) if queued["oldest"] else None,
+        "stuck_signals": stuck, "unfinished_signals": unfinished,
     }
-    if beat is None or age is None:  # age is None exactly when beat is
-        result["error"] = "no worker has reported yet (is `manage.py qcluster` running?)"
-    elif age > HEARTBEAT_MAX_AGE:
-        result["error"] = "the worker's last heartbeat is too old"
+    if age is None:
+        result["error"] = (f"no live worker has beaten in the last {HEARTBEAT_MAX_AGE.seconds} s "
+                           "(is `manage.py qcluster` running?)")
     elif stuck:
         result["error"] = f"{stuck} signal(s) queued for over {BACKLOG_MAX_AGE.seconds}s"
     elif unfinished:
         result["error"] = f"{unfinished} signal(s) not final {2 * settings.EXECUTION_MAX_DELAY} s after receipt"
     return result
+
+
+def check_positions() -> dict[str, object]:
+    """Drift the last reconciliation found between our Position mirror and the exchange (and
+    corrected): a fill that reached the exchange but not our records. Reported, not failed."""
+    from trading.upkeep import last_reconciliation
+
+    last = last_reconciliation()
+    if last is None:
+        return {"ok": True, "last_reconciled_at": None, "drift": []}
+    at, drift = last
+    return {"ok": True, "last_reconciled_at": at.isoformat(timespec="seconds"), "drift": drift}
 
 
 def check_protection() -> dict[str, object]:
@@ -105,7 +123,14 @@ def _probe_exchange() -> dict[str, object]:
     round_trip_ms = round((ended - started) * 1000, 1)
     # Signed requests fail (-1021) once local time runs 1 s ahead of the server's.
     ok = abs(offset_ms) < 1000
-    return {"ok": ok, "name": exchange.name, "clock_offset_ms": offset_ms, "round_trip_ms": round_trip_ms}
+    result: dict[str, object] = {"ok": ok, "name": exchange.name, "clock_offset_ms": offset_ms,
+                                 "round_trip_ms": round_trip_ms}
+    weight = exchange.request_weight()
+    if weight is not None:  # per IP and minute: what every process on this address spent
+        result.update(request_weight_used=weight[0], request_weight_limit=weight[1])
+        if weight[0] >= weight[1] * WEIGHT_WARNING:
+            result["warning"] = f"{weight[0]} of {weight[1]} request weight used this minute: close to Binance's limit"
+    return result
 
 
 @require_GET
@@ -122,7 +147,7 @@ def health(request: HttpRequest) -> JsonResponse:
 def run_checks() -> dict[str, dict[str, object]]:
     checks: dict[str, dict[str, object]] = {}
     named = [("database", check_database), ("queue", check_queue), ("exchange", check_exchange),
-             ("protection", check_protection)]
+             ("protection", check_protection), ("positions", check_positions)]
     if settings.EXCHANGE != "paper":  # the paper exchange tells everything in its answers
         named.append(("user_stream", check_user_stream))
     for name, check in named:

@@ -3,9 +3,12 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Max
+
 from alsatrade.health import HEARTBEAT_MAX_AGE
 from analytics.models import AccountSnapshot
 from trading.models import WorkerHeartbeat
+from trading.recovery import HEARTBEAT_PREFIX, worker_alive_at
 
 # The worker snapshots the account every minute: three missed snapshots mean the figures on the page
 # no longer describe the account.
@@ -26,13 +29,15 @@ class Freshness:
 def freshness(snapshot: AccountSnapshot | None, *, now: datetime) -> Freshness:
     """Stale: the newest snapshot is older than SNAPSHOT_MAX_AGE (none at all is an empty install,
     said by the empty state instead). Worker down: its heartbeat is missing or older than /health allows."""
-    beat = WorkerHeartbeat.objects.filter(name="worker").values_list("beat_at", flat=True).first()
+    alive_at = worker_alive_at(max_age=HEARTBEAT_MAX_AGE)
+    last_beat = alive_at or WorkerHeartbeat.objects.filter(name__startswith=HEARTBEAT_PREFIX).aggregate(
+        last=Max("beat_at"))["last"]
     snapshot_at = snapshot.taken_at if snapshot else None
     return Freshness(
         snapshot_at=snapshot_at,
-        heartbeat_at=beat,
+        heartbeat_at=last_beat,
         stale=snapshot_at is not None and now - snapshot_at > SNAPSHOT_MAX_AGE,
-        worker_down=beat is None or now - beat > HEARTBEAT_MAX_AGE,
+        worker_down=alive_at is None,
     )
 
 

@@ -154,6 +154,11 @@ def _holder_is_dead(holder: str) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return holder not in KEEPER.holders()  # an earlier process with our pid, or a lane we dropped
+    return process_gone(pid)
+
+
+def process_gone(pid: int) -> bool:
+    """Whether the process `pid` of this host has ended (an unreaped zombie has)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -11,17 +11,17 @@ Queuing again is always safe: execution claims its lane and its signal.
 """
 
 import logging
-import socket
+import os
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import close_old_connections, connection
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from trading.lanes import busy_symbols, dead_lanes_free
+from trading.lanes import HOST, busy_symbols, dead_lanes_free, process_gone
 from trading.models import Execution, Order, Signal, WorkerHeartbeat
 from trading.upkeep import PENDING_SIGNALS
 
@@ -62,8 +62,34 @@ def pending_resume(*, older_than: timedelta = GRACE, spacing: dict[str, float] |
     return queued
 
 
+HEARTBEAT_PREFIX = "worker:"
+HEARTBEAT_KEPT = timedelta(days=1)  # rows of processes that stopped beating are pruned after this
+
+
 def heartbeat() -> None:
-    WorkerHeartbeat.objects.update_or_create(name="worker", defaults={"beat_at": timezone.now(), "host": socket.gethostname()})
+    """This worker process is alive. One row per process (`worker:<pid>:<host>`), so a beat left by
+    a process that has gone is told apart from a live one's (`worker_alive_at`)."""
+    WorkerHeartbeat.objects.update_or_create(name=f"{HEARTBEAT_PREFIX}{os.getpid()}:{HOST}"[:50],
+                                             defaults={"beat_at": timezone.now(), "host": HOST})
+
+
+def worker_alive_at(*, max_age: timedelta) -> datetime | None:
+    """When a worker that may still be alive last beat; None if none. A beat counts when it is
+    younger than `max_age` and, for a process of this host, that process still runs: a beat left by
+    a previous run never counts as this run's worker being alive."""
+    beats = (WorkerHeartbeat.objects.filter(name__startswith=HEARTBEAT_PREFIX, beat_at__gte=timezone.now() - max_age)
+             .order_by("-beat_at").values_list("name", "host", "beat_at"))
+    for name, host, beat_at in beats[:100]:
+        pid = name.removeprefix(HEARTBEAT_PREFIX).partition(":")[0]
+        if host == HOST and pid.isdigit() and process_gone(int(pid)):
+            continue
+        return beat_at
+    return None
+
+
+def heartbeats_prune() -> int:
+    return WorkerHeartbeat.objects.filter(name__startswith=HEARTBEAT_PREFIX,
+                                          beat_at__lt=timezone.now() - HEARTBEAT_KEPT).delete()[0]
 
 
 class _Watch:

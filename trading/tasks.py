@@ -6,7 +6,7 @@ from trading.exchange import get_exchange
 from trading.lanes import Lane
 from trading.models import Signal
 from trading.protection import position_settle
-from trading.recovery import heartbeat, orders_resolve, pending_resume
+from trading.recovery import heartbeat, heartbeats_prune, orders_resolve, pending_resume
 from trading.services import symbol_drain
 
 
@@ -23,6 +23,7 @@ def sweep() -> str:
     """Every minute, a backstop to the workers' recovery watch: prove the worker is alive (/health
     reads it), queue again signals whose task was lost, and resolve orders left `unknown`."""
     heartbeat()
+    heartbeats_prune()
     requeued = pending_resume()
     resolved = orders_resolve()
     return f"heartbeat; re-queued {requeued}; resolved {resolved} order(s)"

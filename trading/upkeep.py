@@ -2,12 +2,14 @@
 reconciliation. (Lost signals are found again by trading/recovery.py.)"""
 
 from datetime import datetime
+from decimal import Decimal
 
 from django.utils import timezone
 
 from analytics.models import AccountSnapshot
 from trading.exchange import Balance, Exchange
-from trading.models import Position, Signal
+from trading.lanes import HOST
+from trading.models import Position, Signal, WorkerHeartbeat
 
 PENDING_SIGNALS = (Signal.Status.QUEUED, Signal.Status.EXECUTING)
 
@@ -26,11 +28,17 @@ def snapshot_take(exchange: Exchange, balance: Balance | None = None) -> Account
     )
 
 
+RECONCILIATION = "reconciliation"  # the WorkerHeartbeat row where the last reconciliation says what it found
+
+
 def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
     """Bring the Position mirror in line with the exchange (a manual trade, a liquidation). A row a
-    fill touched after the exchange was read is newer than what was read, so it is left alone."""
+    fill touched after the exchange was read is newer than what was read, so it is left alone.
+    Where our amount differed (drift: something reached the exchange but not our records), the
+    last reconciliation's row says so, for /health."""
     seen: set[tuple[str, str]] = set()
     changed = 0
+    drift: list[str] = []
     for info in exchange.get_positions():
         seen.add((info.symbol, info.position_side))
         stated = {"amount": info.amount, "entry_price": info.entry_price, "unrealized_pnl": info.unrealized_pnl,
@@ -38,15 +46,38 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
         position, created = Position.objects.get_or_create(symbol=info.symbol, position_side=info.position_side,
                                                            defaults=stated)
         if created:  # a position we had never seen (opened by hand, or before this database)
+            drift.append(_drift(info.symbol, info.position_side, Decimal(0), info.amount))
             changed += 1
             continue
-        changed += Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
+        updated = Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
             amount=info.amount, entry_price=info.entry_price, unrealized_pnl=info.unrealized_pnl,
             mark_price=info.mark_price, updated_at=timezone.now(),
         )
+        if updated and position.amount != info.amount:
+            drift.append(_drift(info.symbol, info.position_side, position.amount, info.amount))
+        changed += updated
     for position in Position.objects.exclude(amount=0):
         if (position.symbol, position.position_side) not in seen:
-            changed += Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
+            updated = Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
                 amount=0, entry_price=0, unrealized_pnl=0, updated_at=timezone.now()
             )
+            if updated:
+                drift.append(_drift(position.symbol, position.position_side, position.amount, Decimal(0)))
+            changed += updated
+    WorkerHeartbeat.objects.update_or_create(
+        name=RECONCILIATION, defaults={"beat_at": timezone.now(), "host": HOST, "detail": "; ".join(drift)[:255]}
+    )
     return changed
+
+
+def _drift(symbol: str, side: str, ours: Decimal, theirs: Decimal) -> str:
+    where = symbol if side == "BOTH" else f"{symbol} {side}"
+    return f"{where}: ours {ours.normalize():f}, exchange {theirs.normalize():f}"
+
+
+def last_reconciliation() -> tuple[datetime, list[str]] | None:
+    """When positions were last reconciled, and the drift it corrected (empty: none)."""
+    row = WorkerHeartbeat.objects.filter(name=RECONCILIATION).values_list("beat_at", "detail").first()
+    if row is None:
+        return None
+    return row[0], [part for part in row[1].split("; ") if part]

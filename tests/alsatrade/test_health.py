@@ -1,5 +1,8 @@
 import logging
+import subprocess
+import sys
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -8,7 +11,9 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from trading.exchange import reset_exchange
+from trading.lanes import HOST
 from trading.models import Signal, WorkerHeartbeat
+from trading.recovery import heartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +32,9 @@ def client(admin_client):
 
 
 def beat(age: timedelta = timedelta(0)) -> None:
-    WorkerHeartbeat.objects.update_or_create(name="worker", defaults={"beat_at": timezone.now() - age, "host": "h"})
+    """A beat of this (live) process, as a worker process writes it."""
+    heartbeat()
+    WorkerHeartbeat.objects.update(beat_at=timezone.now() - age)
 
 
 def test_it_is_healthy_with_a_live_worker_and_the_paper_exchange(client):
@@ -45,14 +52,38 @@ def test_it_is_healthy_with_a_live_worker_and_the_paper_exchange(client):
 def test_it_is_unhealthy_before_any_worker_reported(client):
     response = client.get("/health")
     assert response.status_code == 503
-    assert "no worker has reported yet" in response.json()["queue"]["error"]
+    assert "no live worker has beaten in the last 45 s" in response.json()["queue"]["error"]
 
 
 def test_it_is_unhealthy_when_the_heartbeat_is_old(client):
-    beat(timedelta(minutes=5))
+    beat(timedelta(minutes=1))
     response = client.get("/health")
     assert response.status_code == 503
-    assert response.json()["queue"]["error"] == "the worker's last heartbeat is too old"
+    assert "no live worker has beaten" in response.json()["queue"]["error"]
+
+
+def test_a_fresh_beat_left_by_a_process_that_has_gone_does_not_count(client):
+    """After a restart, the previous run's last beat (seconds old) must not read as a live worker."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    WorkerHeartbeat.objects.create(name=f"worker:{gone.pid}:{HOST}", host=HOST, beat_at=timezone.now())
+    response = client.get("/health")
+    assert response.status_code == 503 and response.json()["queue"]["heartbeat_age_s"] is None
+    beat()  # this run's worker
+    assert client.get("/health").status_code == 200
+
+
+def test_a_beat_from_another_host_counts_until_it_is_too_old(client):
+    WorkerHeartbeat.objects.create(name="worker:1:elsewhere", host="elsewhere", beat_at=timezone.now())
+    assert client.get("/health").status_code == 200
+
+
+def test_it_reports_the_queue_backlog(client):
+    beat()
+    Signal.objects.create(status=Signal.Status.QUEUED, received_at=timezone.now() - timedelta(seconds=3),
+                          idempotency_key="waiting")
+    body = client.get("/health").json()
+    assert body["queue"]["queued_signals"] == 1 and 2 < body["queue"]["oldest_queued_s"] < 30
 
 
 def test_it_is_unhealthy_when_signals_wait_in_the_queue(client):
@@ -138,3 +169,22 @@ def test_it_logs_a_failing_check_instead_of_answering_its_text(client, caplog, m
 
 def test_it_is_never_cached(db):
     assert "no-store" in Client().get("/health")["Cache-Control"]
+
+
+def test_it_reports_binances_request_weight_used_this_minute(client, binance_settings, binance_fake):
+    exchange = client.get("/health").json()["exchange"]
+    assert exchange["name"] == "binance" and exchange["request_weight_limit"] == 2400
+    assert exchange["request_weight_used"] == len(binance_fake.requests)  # what the fake's header said
+
+
+def test_it_reports_the_drift_the_last_reconciliation_corrected(client, binance_settings, binance_fake):
+    from analytics.tasks import take_snapshot
+    from trading.models import Position
+
+    Position.objects.create(symbol="ETHUSDT", amount=Decimal("1.5"), entry_price=Decimal(3000))
+    binance_fake.set_position("BTCUSDT", "0.020", "45000")  # opened by hand; ETHUSDT closed by hand
+    take_snapshot()
+    positions = client.get("/health").json()["positions"]
+    assert sorted(positions["drift"]) == ["BTCUSDT: ours 0, exchange 0.02", "ETHUSDT: ours 1.5, exchange 0"]
+    take_snapshot()  # in line now: the next reconciliation finds nothing
+    assert client.get("/health").json()["positions"]["drift"] == []

@@ -63,7 +63,8 @@ def wait_for_worker(since: float, timeout: float = 30) -> None:
     """Until a worker process of a cluster started after `since` beat (its recovery watch runs)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        beat = WorkerHeartbeat.objects.filter(name="worker").values_list("beat_at", flat=True).first()
+        beat = (WorkerHeartbeat.objects.filter(name__startswith="worker:").order_by("-beat_at")
+                .values_list("beat_at", flat=True).first())
         if beat is not None and beat.timestamp() >= since:
             return
         time.sleep(0.1)

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from analytics.models import AccountSnapshot
 from trading.models import Execution, Order, Position, Signal, WorkerHeartbeat
+from trading.recovery import heartbeat
 
 PLAN = {
     "outcome": "trade",
@@ -55,4 +56,5 @@ def make_account(*, age: timedelta = timedelta(seconds=30), heartbeat_age: timed
         unrealized_pnl=Decimal("15.15"), leverage=10, margin_type="cross",
     )
     if heartbeat_age is not None:
-        WorkerHeartbeat.objects.create(name="worker", beat_at=now - heartbeat_age)
+        heartbeat()  # as a worker process of this host beats
+        WorkerHeartbeat.objects.update(beat_at=now - heartbeat_age)

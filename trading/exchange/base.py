@@ -389,6 +389,11 @@ class Exchange(Protocol):
         """The protective orders resting at the exchange for the symbol."""
         ...
 
+    def request_weight(self) -> tuple[int, int] | None:
+        """(used, limit) of the exchange's request-weight budget this minute, as it last said; None
+        when unknown or there is none."""
+        ...
+
     def user_stream(self) -> UserStream | None:
         """The account's live event stream; None when the exchange tells us everything in its
         answers (the paper exchange)."""

@@ -51,6 +51,8 @@ HEDGE_MODE_MAX_AGE = 60.0  # seconds: the position mode can be switched in Binan
 # An order not found once the exchange's clock has passed its timestamp + recvWindow can no longer be
 # accepted; this margin covers a request accepted at the last moment and still in the matching engine.
 SETTLE_MARGIN_MS = 2000
+# Reference: exchangeInfo's rateLimits (REQUEST_WEIGHT, 1 minute) on USDⓈ-M futures.
+REQUEST_WEIGHT_LIMIT = 2400
 BAN_DEFAULT_SECONDS = 120.0  # a 418 without Retry-After: Binance bans for 2 minutes at the least
 
 # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code
@@ -135,6 +137,8 @@ class BinanceExchange:
         self._rules: dict[str, SymbolRules] = {}
         self._rules_read_at: float | None = None  # monotonic; None: never read
         self._paused_until = 0.0  # monotonic; after a 429/418 no request leaves before this
+        self._weight: tuple[int, float] | None = None  # (X-MBX-USED-WEIGHT-1M, monotonic time read)
+        self.client.session.hooks["response"].append(self._note_weight)
 
     @property
     def account_id(self) -> str:
@@ -300,6 +304,18 @@ class BinanceExchange:
                             kind=kinds.get(row.get("orderType", ""), "other"), trigger=Decimal(str(row["triggerPrice"])))
             for row in rows
         ]
+
+    def request_weight(self) -> tuple[int, int] | None:
+        """The request weight this IP has used in the current minute, as Binance's last answer said,
+        and the limit; None before any answer or once that is over a minute old."""
+        if self._weight is None or time.monotonic() - self._weight[1] > 60:
+            return None
+        return self._weight[0], REQUEST_WEIGHT_LIMIT
+
+    def _note_weight(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        used = response.headers.get("X-MBX-USED-WEIGHT-1M")
+        if used is not None and used.isdigit():
+            self._weight = (int(used), time.monotonic())
 
     def user_stream(self) -> BinanceUserStream | None:
         return BinanceUserStream(self, url=self.stream_url) if self.stream_url else None

@@ -204,6 +204,10 @@ class PaperExchange:
             for p in PaperProtective.objects.filter(symbol=symbol, status="open").order_by("id")
         ]
 
+    def request_weight(self) -> None:
+        """No rate limit here."""
+        return None
+
     def user_stream(self) -> None:
         """Nothing happens here that an answer did not already tell: fills are recorded as they are made."""
         return None
