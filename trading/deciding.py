@@ -67,7 +67,8 @@ def _preference_now(signal: Signal) -> StrategyPreference | None:
 
 def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, mandate: Mandate) -> engine.Plan:
     intent = engine.Intent(action=signal.action, quantity=signal.quantity, price=signal.price,
-                           market_position=signal.market_position, prev_market_position=signal.prev_market_position)
+                           market_position=signal.market_position, prev_market_position=signal.prev_market_position,
+                           position_size=signal.position_size)
     rules = mandate.retrying(exchange.get_symbol_rules, signal.symbol)
     book = position_book(signal.symbol, mandate.retrying(exchange.is_hedge_mode))
     opening = engine.entry_side(intent) is not None

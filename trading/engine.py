@@ -24,6 +24,7 @@ class Intent:
     price: Decimal | None = None
     market_position: str = ""  # long, short, flat or "" (TradingView's strategy.market_position)
     prev_market_position: str = ""  # the strategy's position before this order, as TradingView saw it
+    position_size: Decimal | None = None  # the strategy's position after this order, signed ({{strategy.position_size}})
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,9 @@ def plan(*, intent: Intent, preference: Preference, book: Book, rules: SymbolRul
          mark: Decimal | None, equity: Decimal | None) -> Plan:
     """`mark` is the exchange's mark price, when known: entries are checked and sized against it."""
     side = entry_side(intent)
-    if side is None:
+    if side is not None and _syncs_to_size(intent, preference, book):
+        decided = _plan_to_target(side, intent, preference, book, rules, mark)
+    elif side is None:
         decided = _plan_close(intent.action, book, rules)
     else:
         decided = _plan_entry(side, intent, preference, book, rules, mark, equity)
@@ -217,6 +220,47 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
     legs.append(_open_leg(side, quantity, purpose, book))
     reason = f"{'reverse to' if len(legs) > 1 else purpose} {side} {plain(quantity)}{note}"
     return Plan(Outcome.TRADE, reason, tuple(legs), sizing, price)
+
+
+def _syncs_to_size(intent: Intent, preference: Preference, book: Book) -> bool:
+    """With sync_to_alert and the alert's own quantities (signal sizing), an entry that states the
+    position it leads to is traded to that position, whatever ours is (one-way mode)."""
+    return (preference.sync_to_alert and preference.sizing == "signal" and intent.position_size is not None
+            and not book.hedge_mode)
+
+
+def _plan_to_target(side: str, intent: Intent, preference: Preference, book: Book, rules: SymbolRules,
+                    mark: Decimal | None) -> Plan:
+    """The legs from our position to the alert's stated one: close the other side, then open, add or
+    reduce by the difference. Opening is subject to the direction and the limits, as any entry."""
+    assert intent.position_size is not None
+    target = rules.round_quantity(abs(intent.position_size))
+    if target == 0 or (intent.position_size > 0) != (side == "long"):
+        return _plan_entry(side, intent, preference, book, rules, mark, None)  # an alert that contradicts itself
+    opposite = "short" if side == "long" else "long"
+    held = _held(book, side)
+    legs: list[Leg] = list(_close_legs(opposite, book, rules)) if _held(book, opposite) > 0 else []
+    stated = f"the alert's position is {side} {plain(target)}"
+    if held == target and not legs:
+        return Plan(Outcome.NOTHING, f"already {side} {plain(held)}: {stated} (sync to alert)")
+    if held > target:
+        reduce = _close_legs(side, Book(long=held - target) if side == "long" else Book(short=held - target), rules)
+        return Plan(Outcome.TRADE, f"reduce {side} {plain(held)} by {plain(held - target)}: {stated} (sync to alert)",
+                    tuple(reduce))
+    purpose = "add" if held > 0 else "open"
+    refusal = "" if preference.direction in (side, "both") else f"the strategy trades {preference.direction} only"
+    refusal = refusal or preference.opens_refused or (preference.new_positions_refused if purpose == "open" else "")
+    price = choose_price(intent.price, mark, preference.price_tolerance_pct).price
+    quantity = target - held
+    refusal = refusal or rules.violation(quantity, price) or ""
+    if refusal:
+        if legs:
+            return Plan(Outcome.TRADE, f"close the {opposite} position; the {side} was not opened: {refusal}", tuple(legs))
+        return Plan(Outcome.REFUSED, f"no order sent: {refusal}")
+    legs.append(_open_leg(side, quantity, purpose, book))
+    sizing = {"mode": "sync to alert", "target": plain(target), "held": plain(held), "quantity": plain(quantity)}
+    verb = "reverse to" if len(legs) > 1 else purpose
+    return Plan(Outcome.TRADE, f"{verb} {side} {plain(quantity)}: {stated} (sync to alert)", tuple(legs), sizing, price)
 
 
 def _size(intent: Intent, preference: Preference, rules: SymbolRules, price: Decimal | None,

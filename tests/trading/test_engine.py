@@ -240,6 +240,52 @@ def test_it_trades_to_the_alerts_position_with_sync_to_alert():
     assert "the alert's position (long) is reached" in result.reason and result.mismatch
 
 
+SYNC = Preference(sync_to_alert=True, sizing="signal")
+
+
+def synced(book: Book, *, action: str = "buy", position_size: str, prev: str = "flat", quantity: str = "0.01",
+           preference: Preference = SYNC) -> Plan:
+    intent = Intent(action=action, quantity=D(quantity), price=D("45000"), prev_market_position=prev,
+                    position_size=D(position_size))
+    return plan(intent=intent, preference=preference, book=book, rules=BTC, mark=None, equity=D("10000"))
+
+
+@pytest.mark.parametrize(("book", "position_size", "legs"), [
+    # A missed entry: the alert's buy of 0.01 leads to long 0.03; we are flat → buy 0.03, not 0.01.
+    (Book(), "0.03", [("open", "BUY", "0.03", False)]),
+    # We hold long 0.01 (an add was missed): trade the difference to 0.03.
+    (Book(long=D("0.01")), "0.03", [("add", "BUY", "0.02", False)]),
+    # A missed exit left us long 0.05 against the alert's 0.03: reduce, reduce-only.
+    (Book(long=D("0.05")), "0.03", [("close", "SELL", "0.02", True)]),
+    # A missed reversal left us short: close it all, then open the stated long.
+    (Book(short=D("0.02")), "0.03", [("close", "BUY", "0.02", True), ("open", "BUY", "0.03", False)]),
+    # A sell to short 0.04 while we are long 0.01.
+    (Book(long=D("0.01")), "-0.04", [("close", "SELL", "0.01", True), ("open", "SELL", "0.04", False)]),
+])
+def test_with_sync_to_alert_the_order_reaches_the_alerts_stated_position(book, position_size, legs):
+    action = "sell" if position_size.startswith("-") else "buy"
+    result = synced(book, action=action, position_size=position_size)
+    assert result.outcome == "trade", result.reason
+    assert [(leg.purpose, leg.side, format(leg.quantity.normalize(), "f"), leg.reduce_only) for leg in result.legs] == legs
+    assert "sync to alert" in result.reason
+
+
+def test_sync_to_alert_at_the_stated_position_sends_nothing():
+    result = synced(Book(long=D("0.03")), position_size="0.03", prev="long")
+    assert result.outcome == "nothing" and "already long 0.03" in result.reason
+
+
+def test_sync_to_alert_still_obeys_the_limits_for_what_it_opens():
+    limited = Preference(sync_to_alert=True, sizing="signal", opens_refused="trading is halted")
+    result = synced(Book(short=D("0.02")), position_size="0.03", preference=limited)
+    assert [leg.purpose for leg in result.legs] == ["close"] and "trading is halted" in result.reason
+
+
+def test_without_sync_to_alert_the_delta_is_traded():
+    result = synced(Book(long=D("0.01")), position_size="0.03", preference=Preference(sizing="signal"))
+    assert [(leg.purpose, leg.quantity) for leg in result.legs] == [("add", D("0.01"))]
+
+
 # --- protective orders' trigger prices (issue #10) ---------------------------------------------------
 def test_it_sets_triggers_from_percents_rounded_towards_the_price():
     from trading.stops import Protection, protections_for

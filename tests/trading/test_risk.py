@@ -155,6 +155,28 @@ def test_it_flags_a_missed_alert_on_the_execution_and_syncs_when_asked(strategy)
     assert Position.objects.get(symbol="BTCUSDT").amount == D("0.222")  # no third buy
 
 
+def test_sync_to_alert_trades_to_the_position_the_alert_states_through_the_webhook(strategy, committed_client):
+    """A missed entry: TradingView's next buy of 0.01 says the strategy is now long 0.03 and was long
+    before; we are flat. With sync_to_alert and signal sizing, the order buys 0.03, not 0.01."""
+    import json
+
+    from trading.webhook import RATE_LIMITER
+
+    RATE_LIMITER.reset()
+    strategy.sync_to_alert, strategy.sizing = True, "signal"
+    strategy.save()
+    body = {"action": "buy", "symbol": "BTCUSDT", "price": 45000, "quantity": "0.01", "strategy": strategy.name,
+            "passphrase": "test-passphrase-0123456789", "time": timezone.now().isoformat(), "prev_market_position": "long",
+            "market_position": "long", "position_size": "0.03"}
+    answer = committed_client.post("/webhook", json.dumps(body), content_type="application/json")
+    assert answer.status_code == 202, answer.content
+    run_queued_jobs()
+    execution = Execution.objects.get(signal_id=answer.json()["signal_id"])
+    assert execution.status == Execution.Status.FILLED and "sync to alert" in execution.reason
+    assert "the alert says the strategy was long before this order, but our position is flat" in execution.alert_mismatch
+    assert Position.objects.get(symbol="BTCUSDT").amount == D("0.03")
+
+
 def test_it_tells_the_channels_of_a_halt_a_daily_limit_and_a_missed_alert(strategy, staff_api):
     from notifications.models import Channel, Notification
 
