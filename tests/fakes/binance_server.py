@@ -225,6 +225,13 @@ class FakeBinance:
             time.sleep(0.02)
         raise TimeoutError(f"no user data stream connected (opened {self.stream_connections})")
 
+    def wait_for_no_stream(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.streams:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.streams)} user data stream(s) still open")
+            time.sleep(0.02)
+
     def _listen_key(self, method: str, headers, params: dict) -> dict:
         # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Start-User-Data-Stream
         if headers.get("X-MBX-APIKEY") != API_KEY:

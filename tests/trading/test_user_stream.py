@@ -243,3 +243,30 @@ def test_manage_py_userstream_applies_a_liquidation_within_a_second(stream_setti
     assert process.returncode == 0, output
     assert API_SECRET not in output
 
+
+
+@pytest.mark.slow
+def test_make_runs_supervisor_starts_the_stream_with_a_real_exchange(stream_settings, binance_fake, live_server,
+                                                                     django_user_model):
+    """`make run` (manage.py serve) with EXCHANGE=binance runs web, worker and the user data stream
+    together, and stops all three on SIGTERM."""
+    import signal
+    import socket
+
+    django_user_model.objects.create_superuser("admin", "", "x")  # so serve writes no password file
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = worker_env(binance_fake, BINANCE_STREAM_URL=binance_fake.ws_url, PORT=str(port), WEB_CONCURRENCY="1")
+    process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        binance_fake.wait_for_stream(timeout=60)
+        time.sleep(0.3)
+        binance_fake.manual_order("BTCUSDT", "BUY", "0.010")
+        eventually(lambda: position() == D("0.01"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 0, output
+    binance_fake.wait_for_no_stream(timeout=5)
