@@ -77,9 +77,11 @@ def signal_execute(*, signal: Signal, lane: Lane) -> Execution | None:
         plan = _plan_for(execution, signal, exchange, mandate)
         if plan is not None:
             orders = _legs_execute(execution, plan, signal, exchange, mandate)
-            recording.execution_conclude(execution, plan, orders, signal.price)
+            # Protection before the execution is final: a worker that dies in between leaves the
+            # execution to be resumed, and the resumed attempt places it (placing is idempotent).
             if any(order.status == Order.Status.FILLED for order in orders):
                 protection.position_protect(execution=execution, signal=signal, exchange=exchange)
+            recording.execution_conclude(execution, plan, orders, signal.price)
     except LaneLost:
         raise
     except PermanentError as error:

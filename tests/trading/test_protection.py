@@ -96,6 +96,38 @@ def test_a_retry_after_a_lost_answer_does_not_place_two(client, strategy, binanc
     assert execution.protection_alarm == "" and len(binance_fake.algo_orders) == 2
 
 
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing in the worker catches it."""
+
+
+def test_a_worker_that_dies_between_the_fill_and_the_protection_leaves_it_to_the_resumed_execution(
+        client, strategy, binance_fake, monkeypatch):
+    from trading import protection
+
+    placing = protection.position_protect
+
+    def die(**kwargs: object) -> str:
+        raise WorkerKilled
+
+    monkeypatch.setattr(protection, "position_protect", die)
+    RATE_LIMITER.reset()
+    data = {"action": "buy", "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds")}
+    answer = client.post("/webhook", json.dumps(data), content_type="application/json")
+    with pytest.raises(WorkerKilled):
+        run_queued_jobs()
+    execution = Execution.objects.get(signal_id=answer.json()["signal_id"])
+    assert execution.finished_at is None and binance_fake.algo_orders == {}  # filled, not yet protected
+    monkeypatch.setattr(protection, "position_protect", placing)
+    from trading.models import SymbolLane
+
+    SymbolLane.objects.update(holder="", lease_until=None)  # the dead holder's lane, as recovery frees it
+    execute_signal(execution.signal_id)  # recovery queues it again
+    execution.refresh_from_db()
+    assert execution.status == "filled" and execution.protection_alarm == "" and len(binance_fake.algo_orders) == 2
+    assert len(binance_fake.requests_to("/fapi/v1/order", "POST")) == 1  # the entry was not sent again
+
+
 def test_it_replaces_protection_cancelled_by_hand_at_the_next_execution(client, strategy, binance_fake):
     alert(client)
     binance_fake.algo_orders.clear()  # cancelled by hand in Binance's UI
