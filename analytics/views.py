@@ -29,6 +29,7 @@ from trading.models import Execution, Order, Position, Signal
 
 PAGE_SIZE = 50
 RECENT_EXECUTIONS = 20
+RECENT_EXCHANGE_ORDERS = 10
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -68,6 +69,8 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "allocation": _allocation(positions),
         "freshness": freshness(snapshot, now=timezone.now()),
         "executions": _execution_rows()[:RECENT_EXECUTIONS],
+        # Orders the exchange reported without our sending them: stops, liquidations, trades by hand.
+        "exchange_orders": list(Order.objects.exclude(source=Order.Source.SIGNAL).order_by("-id")[:RECENT_EXCHANGE_ORDERS]),
         "now": timezone.now(),
     }
     if request.htmx:

@@ -122,10 +122,10 @@ def readable(value: object) -> str:
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
     list_display = [
-        "id", "created_at", "symbol", "side", "quantity", "reduce_only", "status", "executed_qty", "avg_price", "commission",
-        "realized_pnl", "client_order_id",
+        "id", "created_at", "source", "symbol", "side", "quantity", "reduce_only", "status", "executed_qty", "avg_price",
+        "commission", "realized_pnl", "client_order_id",
     ]
-    list_filter = ["status", "side", "symbol", "reduce_only"]
+    list_filter = ["source", "status", "side", "symbol", "reduce_only"]
     search_fields = ["client_order_id", "exchange_order_id", "symbol"]
     date_hierarchy = "created_at"
     ms_fields = ["created_at", "sent_at", "acknowledged_at"]

@@ -35,7 +35,8 @@ class OrderSerializer(AmountModelSerializer):
     class Meta:
         model = Order
         fields = [
-            "id", "execution", "leg", "purpose", "client_order_id", "exchange_order_id", "symbol", "side", "order_type",
+            "id", "execution", "source", "protective", "leg", "purpose", "client_order_id", "exchange_order_id", "symbol",
+            "side", "order_type",
             "position_side", "quantity", "reduce_only", "status", "avg_price", "executed_qty", "commission",
             "commission_asset", "realized_pnl", "error_code", "error_message", "created_at", "sent_at",
             "acknowledged_at",
@@ -156,7 +157,7 @@ class SignalFilter(ReceivedRangeFilter):
 class OrderFilter(filters.FilterSet):
     class Meta:
         model = Order
-        fields = ["status", "symbol", "execution"]
+        fields = ["status", "symbol", "execution", "source"]
 
 
 # --- views -----------------------------------------------------------------------------------------

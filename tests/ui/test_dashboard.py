@@ -78,7 +78,23 @@ def test_it_reads_a_bounded_number_of_queries(trader_client, django_assert_max_n
     make_account()
     for n in range(30):
         make_execution(n)
-    with django_assert_max_num_queries(7):
+    # One query per panel, whatever the number of rows (the orders the exchange reported: one).
+    with django_assert_max_num_queries(8):
         trader_client.get("/ui/")
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         trader_client.get("/ui/", headers={"HX-Request": "true"})
+
+
+def test_it_lists_the_orders_the_exchange_reported(trader_client):
+    from decimal import Decimal
+
+    from trading.models import Order
+
+    make_account()
+    assert "Orders the exchange reported" not in trader_client.get("/ui/").content.decode()  # none: no panel
+    Order.objects.create(execution=None, source=Order.Source.LIQUIDATION, client_order_id="autoclose-17000000000001",
+                         exchange_order_id="991", symbol="ETHUSDT", side="BUY", quantity=Decimal("1.5"),
+                         executed_qty=Decimal("1.5"), avg_price=Decimal("2600"), realized_pnl=Decimal("-149.85"),
+                         status=Order.Status.FILLED, purpose="close")
+    text = trader_client.get("/ui/", headers={"HX-Request": "true"}).content.decode()
+    assert "Orders the exchange reported" in text and "Liquidation by the exchange" in text and "-149.85" in text
