@@ -160,8 +160,11 @@ def _after_exchange_trade(order: Order) -> None:
     from trading.queue import enqueue_task
 
     strategy = order.protective.execution.signal.preference if order.protective_id and order.protective else None
-    notify("fill", f"{order.get_source_display()}: {order.side} {order.executed_qty.normalize():f} {order.symbol} "
-           f"at {(order.avg_price or Decimal(0)).normalize():f}", strategy=strategy)
+    # A liquidation or auto-deleveraging is an alarm, not news of a fill.
+    event = "protection" if order.source in (Order.Source.LIQUIDATION, Order.Source.ADL) else "fill"
+    notify(event, f"{order.get_source_display()}: {order.side} {order.executed_qty.normalize():f} {order.symbol} "
+           f"at {(order.avg_price or Decimal(0)).normalize():f}; realized P&L {order.realized_pnl.normalize():f} USDT",
+           strategy=strategy)
     if order.status == Order.Status.FILLED:
         enqueue_task("trading.tasks.settle_protection", order.symbol)
 

@@ -17,6 +17,7 @@ import pytest
 from django.db import connection
 
 from analytics.models import LedgerEntry
+from notifications.models import Channel, Notification
 from preferences.models import StrategyPreference
 from tests.fakes.binance_server import API_SECRET, FakeBinance
 from tests.support.cluster import worker_env
@@ -115,6 +116,7 @@ def test_a_triggered_stop_loss_closes_our_position_and_cancels_the_take_profit(c
 
 
 def test_a_liquidation_appears_within_a_second(client, stream):
+    Channel.objects.create(name="desk", kind="email", email_to="desk@example.com", on_fill=False)
     StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
     alert(client)
     held = position()
@@ -125,6 +127,8 @@ def test_a_liquidation_appears_within_a_second(client, stream):
     assert liquidation.client_order_id.startswith("autoclose-") and liquidation.executed_qty == held
     assert liquidation.status == Order.Status.FILLED and liquidation.purpose == "close"
     assert liquidation.commission == held * D(40000) * D("0.0005")
+    alarm = Notification.objects.get()  # told as an alarm, to the channels that want those
+    assert alarm.event_type == "protection" and alarm.text.startswith("Liquidation by the exchange: SELL 0.111 BTCUSDT")
 
 
 def test_a_manual_close_in_binances_app_appears_within_a_second(client, stream):
