@@ -7,6 +7,7 @@ record fail to save, a minimal one with the reason is written instead.
 """
 
 import logging
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -26,11 +27,15 @@ SLIPPAGE_LIMIT = Decimal("1e12")  # bps; past this the figure is meaningless and
 FINAL_ORDER_STATES = (Order.Status.FILLED, Order.Status.CANCELED, Order.Status.EXPIRED, Order.Status.REJECTED)
 
 
-def order_record(order: Order, result: OrderResult, *, commission_part: Decimal = Decimal(0)) -> Order:
+def order_record(order: Order, result: OrderResult, *, commission_part: Decimal = Decimal(0),
+                 realized_part: Decimal | None = None, filled_at: datetime | None = None) -> Order:
     """The exchange's word on an order, and the part of its fill not yet in the Position mirror.
     A word older than what is recorded (less filled, or open where the record is final: a late REST
     answer, a replayed stream event) changes nothing. `commission_part` is the commission of the
-    fill being reported (the stream tells it fill by fill), added only when that fill is new."""
+    fill being reported (the stream tells it fill by fill), added only when that fill is new, and
+    `realized_part` its realized P&L as the exchange computed it (else ours, from the mirror).
+    `filled_at` is when the exchange made the fill: one made before the position was last taken from
+    the exchange is already in it, and is recorded without moving it again."""
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if result.executed_qty < locked.executed_qty or (
@@ -40,7 +45,9 @@ def order_record(order: Order, result: OrderResult, *, commission_part: Decimal 
         new_qty = result.executed_qty - locked.applied_qty
         if new_qty > 0 and result.avg_price is not None:
             price = _price_of_new_part(locked, result)
-            realized = _position_apply(locked, new_qty, price)
+            realized = _position_apply(locked, new_qty, price, filled_at)
+            if realized_part is not None:
+                realized = realized_part
             whole = locked.applied_qty == 0 and result.realized_pnl is not None
             locked.realized_pnl = result.realized_pnl if whole and result.realized_pnl is not None else (
                 locked.realized_pnl + realized)
@@ -67,9 +74,13 @@ def _price_of_new_part(order: Order, result: OrderResult) -> Decimal:
     return (result.executed_qty * result.avg_price - order.applied_qty * order.avg_price) / new_qty
 
 
-def _position_apply(order: Order, quantity: Decimal, price: Decimal) -> Decimal:
+def _position_apply(order: Order, quantity: Decimal, price: Decimal, filled_at: datetime | None) -> Decimal:
     """Fold a fill into our Position mirror (inside the caller's transaction); the realized P&L."""
     position, _ = Position.objects.select_for_update().get_or_create(symbol=order.symbol, position_side=order.position_side)
+    if filled_at is not None and position.reconciled_at is not None and filled_at <= position.reconciled_at:
+        logger.info("%s fill of order %s predates the last reconciliation: already in the position",
+                    order.symbol, order.client_order_id)
+        return Decimal(0)
     signed = quantity if order.side == Order.Side.BUY else -quantity
     position.amount, position.entry_price, realized = position_after(position.amount, position.entry_price, signed, price)
     position.realized_pnl += realized

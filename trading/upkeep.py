@@ -42,7 +42,7 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
     for info in exchange.get_positions():
         seen.add((info.symbol, info.position_side))
         stated = {"amount": info.amount, "entry_price": info.entry_price, "unrealized_pnl": info.unrealized_pnl,
-                  "mark_price": info.mark_price}
+                  "mark_price": info.mark_price, "reconciled_at": read_started}
         position, created = Position.objects.get_or_create(symbol=info.symbol, position_side=info.position_side,
                                                            defaults=stated)
         if created:  # a position we had never seen (opened by hand, or before this database)
@@ -51,7 +51,7 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
             continue
         updated = Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
             amount=info.amount, entry_price=info.entry_price, unrealized_pnl=info.unrealized_pnl,
-            mark_price=info.mark_price, updated_at=timezone.now(),
+            mark_price=info.mark_price, reconciled_at=read_started, updated_at=timezone.now(),
         )
         if updated and position.amount != info.amount:
             drift.append(_drift(info.symbol, info.position_side, position.amount, info.amount))
@@ -59,7 +59,7 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
     for position in Position.objects.exclude(amount=0):
         if (position.symbol, position.position_side) not in seen:
             updated = Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
-                amount=0, entry_price=0, unrealized_pnl=0, updated_at=timezone.now()
+                amount=0, entry_price=0, unrealized_pnl=0, reconciled_at=read_started, updated_at=timezone.now()
             )
             if updated:
                 drift.append(_drift(position.symbol, position.position_side, position.amount, Decimal(0)))

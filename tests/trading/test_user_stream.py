@@ -274,3 +274,60 @@ def test_make_runs_supervisor_starts_the_stream_with_a_real_exchange(stream_sett
         output = process.communicate(timeout=30)[0].decode()
     assert process.returncode == 0, output
     binance_fake.wait_for_no_stream(timeout=5)
+
+
+def test_the_paper_exchange_reports_a_triggered_stop_within_a_second(settings):
+    """`make run`'s paper exchange triggers protective orders itself; its stream reports them too."""
+    from trading.exchange import get_exchange
+    from trading.models import Signal
+    from trading.tasks import execute_signal
+
+    settings.EXCHANGE = "paper"
+    reset_exchange()
+    strategy = StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, stop_loss=D(2),
+                                                 take_profit=D(3))
+    now = datetime.now(UTC)
+    signal = Signal.objects.create(action="buy", symbol="BTCUSDT", strategy=strategy.name, preference=strategy,
+                                   price=D(45000), status="queued", received_at=now, queued_at=now, idempotency_key="p1")
+    execute_signal(signal.pk)
+    held = position()
+    assert held > 0
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: (stream_run(get_exchange(), stop), connection.close()), daemon=True)
+    thread.start()
+    try:
+        get_exchange().observe_price("BTCUSDT", D("44000"))  # crosses the stop at 44,100
+        eventually(lambda: Order.objects.filter(source=Order.Source.STOP_LOSS).exists())
+        assert position() == 0  # once: whether the stream's first reconciliation read it before or after
+        fill = Order.objects.get(source=Order.Source.STOP_LOSS)
+        assert fill.executed_qty == held and fill.avg_price == D(44000) and fill.protective.kind == "stop_loss"
+        assert ProtectiveOrder.objects.get(kind="stop_loss").status == "triggered"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    reset_exchange()
+
+
+def test_a_fill_already_in_a_reconciled_position_is_recorded_without_moving_it_again(stream_settings, binance_fake):
+    """The race between reconciliation and a late event: the exchange filled, the reconciliation read
+    the new position, then the fill's event arrives. It must not be counted twice."""
+    from django.utils import timezone
+
+    from trading.exchange.binance_stream import parse_event
+    from trading.live import event_apply
+    from trading.upkeep import positions_reconcile
+
+    Position.objects.create(symbol="BTCUSDT", amount=D("0.02"), entry_price=D(45000))
+    binance_fake.set_position("BTCUSDT", "0.020", "45000")
+    binance_fake.manual_order("BTCUSDT", "SELL", "0.020")  # no stream open: the events wait in `pushed`
+    exchange = get_exchange()
+    positions_reconcile(exchange, timezone.now())
+    assert position() == 0
+    for payload in binance_fake.pushed:
+        event = parse_event(payload)
+        if event is not None:
+            event_apply(event, exchange)
+    assert position() == 0  # not -0.02
+    manual = Order.objects.get(source=Order.Source.MANUAL)
+    assert manual.status == "FILLED" and manual.applied_qty == D("0.02")
+    assert manual.realized_pnl == D(0) and manual.commission == D("0.02") * D(45000) * D("0.0005")

@@ -7,26 +7,36 @@ shared by every worker process. It refuses what Binance would refuse, with Binan
 """
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from threading import Event
 
 from django.db import transaction
+from django.utils import timezone
 
 from trading.exchange.base import (
     Balance,
     Fill,
+    FillCause,
     IncomeKind,
     IncomeRecord,
     NothingToReduce,
     OrderRequest,
     OrderResult,
     OrderState,
+    OrderUpdate,
     PermanentError,
     PositionInfo,
     PrecisionRejected,
     ProtectiveRequest,
     ProtectiveState,
+    ProtectiveStatus,
+    ProtectiveUpdate,
+    StreamAlive,
+    StreamConnected,
     SymbolRules,
+    UserEvent,
 )
 from trading.exchange.rules import bundled_rules_for
 from trading.models import PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective
@@ -208,9 +218,9 @@ class PaperExchange:
         """No rate limit here."""
         return None
 
-    def user_stream(self) -> None:
-        """Nothing happens here that an answer did not already tell: fills are recorded as they are made."""
-        return None
+    def user_stream(self) -> "PaperUserStream":
+        """The paper exchange acts by itself in one way: a protective order triggered by a price."""
+        return PaperUserStream()
 
     def _trigger(self, protective: PaperProtective, price: Decimal) -> None:
         """Close the whole position at `price` (closePosition), then retire the order."""
@@ -219,7 +229,7 @@ class PaperExchange:
             held = abs(position.amount)
             if held and (position.amount > 0) == (protective.side == "SELL"):
                 request = OrderRequest(symbol=protective.symbol, side=protective.side, quantity=held,
-                                       client_order_id=f"trig-{protective.pk}", reduce_only=True,
+                                       client_order_id=f"{TRIGGER_PREFIX}{protective.pk}", reduce_only=True,
                                        position_side=protective.position_side)
                 self._fill(request, self._account(lock=True), position, held, price)
             PaperProtective.objects.filter(pk=protective.pk).update(status="triggered")
@@ -320,3 +330,43 @@ def _income_records(paper_order: PaperOrder) -> list[IncomeRecord]:
 
 def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
+
+
+TRIGGER_PREFIX = "trig-"  # the client order id of the order a triggered PaperProtective became
+
+
+class PaperUserStream:
+    """What the paper exchange did by itself, as a stream: each triggered protective order (its
+    ProtectiveUpdate, then its fill), read from the database every POLL seconds. It starts from the
+    beginning each time it opens; what was applied before changes nothing when applied again."""
+
+    POLL = 0.25  # seconds
+
+    def events(self, stop: Event) -> Iterator[UserEvent]:
+        yield StreamConnected(timezone.now())
+        last_pk = 0
+        while not stop.is_set():
+            triggered = PaperOrder.objects.filter(client_order_id__startswith=TRIGGER_PREFIX, pk__gt=last_pk).order_by("pk")
+            for paper_order in triggered[:100]:
+                last_pk = paper_order.pk
+                yield from _trigger_events(paper_order)
+            yield StreamAlive(timezone.now())
+            stop.wait(self.POLL)
+
+
+def _trigger_events(paper_order: PaperOrder) -> Iterator[UserEvent]:
+    protective_pk = paper_order.client_order_id.removeprefix(TRIGGER_PREFIX)
+    protective = PaperProtective.objects.filter(pk=int(protective_pk)).first() if protective_pk.isdigit() else None
+    exchange_id = _result(paper_order).exchange_order_id
+    if protective is not None:
+        yield ProtectiveUpdate(symbol=protective.symbol, client_id=protective.client_id, status=ProtectiveStatus.TRIGGERED,
+                               order_id=exchange_id, time=paper_order.created_at)
+    yield OrderUpdate(
+        symbol=paper_order.symbol, client_order_id=paper_order.client_order_id, exchange_order_id=exchange_id,
+        side=paper_order.side, position_side=paper_order.position_side,
+        order_type=(protective.kind.upper() + "_MARKET") if protective else "MARKET", quantity=paper_order.quantity,
+        state=OrderState(paper_order.status), executed_qty=paper_order.executed_qty, avg_price=paper_order.avg_price,
+        last_qty=paper_order.executed_qty, last_price=paper_order.avg_price, commission=paper_order.commission,
+        commission_asset=ASSET, realized_pnl=paper_order.realized_pnl, trade_id=exchange_id,
+        reduce_only=paper_order.reduce_only, cause=FillCause.ORDER, time=paper_order.created_at,
+    )

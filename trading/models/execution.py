@@ -107,10 +107,12 @@ class Order(models.Model):
 
     execution = models.ForeignKey(Execution, on_delete=models.PROTECT, related_name="orders", null=True, blank=True,
                                   help_text="The execution that sent it; empty for an order the exchange reported.")
-    source = models.CharField(max_length=12, choices=Source.choices, default=Source.SIGNAL, db_index=True)
+    # db_default: code of the release before this column still inserts orders during a rolling upgrade.
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.SIGNAL, db_default=Source.SIGNAL,
+                              db_index=True)
     protective = models.ForeignKey("trading.ProtectiveOrder", on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="fills", help_text="The stop-loss or take-profit this order filled.")
-    leg = models.PositiveSmallIntegerField(default=0)
+    leg = models.PositiveSmallIntegerField(default=0, db_default=0)
     purpose = models.CharField(max_length=10, help_text="open, add, close or reverse")
     client_order_id = models.CharField(max_length=36, unique=True)
     exchange_order_id = models.CharField(max_length=40, blank=True)
@@ -169,6 +171,10 @@ class Position(models.Model):
     mark_price = models.DecimalField(**AMOUNT, null=True, blank=True)
     unrealized_pnl = models.DecimalField(**AMOUNT, default=Decimal("0"))
     realized_pnl = models.DecimalField(**AMOUNT, default=Decimal("0"), help_text="Realized by our orders on this symbol.")
+    reconciled_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the amount was last taken from the exchange: a fill reported later but made before is in it.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

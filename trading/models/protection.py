@@ -28,7 +28,8 @@ class ProtectiveOrder(models.Model):
     trigger_price = models.DecimalField(**AMOUNT)
     client_id = models.CharField(max_length=36, unique=True)
     exchange_id = models.CharField(max_length=40, blank=True)
-    order_id = models.CharField(max_length=40, blank=True, help_text="The exchange order it became when triggered.")
+    order_id = models.CharField(max_length=40, blank=True, db_default="",
+                                help_text="The exchange order it became when triggered.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLACING, db_index=True)
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -36,7 +36,7 @@ class WorkerHeartbeat(models.Model):
     name = models.CharField(max_length=50, unique=True)
     host = models.CharField(max_length=255, blank=True)
     beat_at = models.DateTimeField()
-    detail = models.CharField(max_length=255, blank=True, help_text="What the process last said of itself.")
+    detail = models.CharField(max_length=255, blank=True, db_default="", help_text="What the process last said of itself.")
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at:%H:%M:%S}"

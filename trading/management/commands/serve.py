@@ -30,8 +30,8 @@ def _secret_file(name: str, length: int) -> tuple[str, bool]:
 
 
 class Command(BaseCommand):
-    help = ("Migrate, create an admin login if none exists, and run the web server, a worker and (with a real "
-            "exchange) its user data stream until Ctrl-C.")
+    help = ("Migrate, create an admin login if none exists, and run the web server, a worker and the exchange's "
+            "user data stream until Ctrl-C.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -46,13 +46,12 @@ class Command(BaseCommand):
         self._ensure_login(base)
         self._ensure_passphrase(env, base)
         self._ensure_example_strategy()
-        self.stdout.write(f"Exchange: {settings.EXCHANGE}. Health: {base}/health. Ctrl-C stops web and worker.\n")
+        self.stdout.write(f"Exchange: {settings.EXCHANGE}. Health: {base}/health. Ctrl-C stops web, worker and stream.\n")
         web = [sys.executable, "-m", "gunicorn", "alsatrade.wsgi", "--bind", f"{host}:{port}", "--workers", web_workers,
                "--access-logfile", "-", "--log-level", "warning"]
-        commands = [web, [sys.executable, "manage.py", "qcluster"]]
-        if settings.EXCHANGE != "paper":
-            # Live fills, liquidations and protective fills from the exchange (trading/live.py).
-            commands.append([sys.executable, "manage.py", "userstream"])
+        # The exchange's own events as they happen: protective fills, liquidations, trades by hand (trading/live.py).
+        stream = [sys.executable, "manage.py", "userstream"]
+        commands = [web, [sys.executable, "manage.py", "qcluster"], stream]
         sys.exit(self._supervise([subprocess.Popen(command, env=env) for command in commands]))
 
     def _ensure_login(self, base: str) -> None:
