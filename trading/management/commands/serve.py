@@ -52,7 +52,10 @@ class Command(BaseCommand):
         # The exchange's own events as they happen: protective fills, liquidations, trades by hand (trading/live.py).
         stream = [sys.executable, "manage.py", "userstream"]
         commands = [web, [sys.executable, "manage.py", "qcluster"], stream]
-        sys.exit(self._supervise([subprocess.Popen(command, env=env) for command in commands]))
+        # Each child in a session of its own: Ctrl-C reaches only this supervisor, which then stops each
+        # child's main process. (A SIGINT/SIGTERM to qcluster's whole process group kills its workers
+        # mid-job and leaves its main process hung: docs/DEPLOY.md.)
+        sys.exit(self._supervise([subprocess.Popen(command, env=env, start_new_session=True) for command in commands]))
 
     def _ensure_login(self, base: str) -> None:
         users = get_user_model()
