@@ -100,14 +100,17 @@ def order_update_apply(update: OrderUpdate) -> str:
     """A fill (or part of one) of any order on the account into Order and Position, once."""
     if update.executed_qty <= 0:
         return ""  # placed, or cancelled unfilled: the worker's own answers tell this for our orders
-    order = _ours(update) or _reported(update)
-    before = order.applied_qty
-    order = recording.order_record(order, update.as_result(), commission_part=update.commission,
-                                   realized_part=update.realized_pnl, filled_at=update.time)
+    with transaction.atomic():  # the record of a reported order and its fill, together
+        order = _ours(update) or _reported(update)
+        before = order.applied_qty
+        order = recording.order_record(order, update.as_result(), commission_part=update.commission,
+                                       realized_part=update.realized_pnl, filled_at=update.time)
     if order.applied_qty == before:
         return ""  # already applied (a replay, or the worker's answer came first)
     if order.source != Order.Source.SIGNAL:
         _after_exchange_trade(order)
+    elif order.execution_id is not None and order.status == Order.Status.FILLED:
+        recording.execution_note_late(order)  # if its execution had already given up on it
     return f"{order.get_source_display().lower()}: {order.side} {order.applied_qty - before:f} {order.symbol} ({order.status})"
 
 

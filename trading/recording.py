@@ -11,6 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from notifications.events import execution_finished
@@ -146,6 +148,9 @@ def execution_finish(execution: Execution, status: str, reason: str, *, signal_s
     execution.error_code, execution.error_message = error_code[:20], error_message
     if status == Execution.Status.FAILED:
         _orders_settle(execution, reason)
+        # Gave up, yet an order filled meanwhile (the user data stream recorded it): say so.
+        for client_order_id in execution.orders.filter(status=Order.Status.FILLED).values_list("client_order_id", flat=True):
+            execution.reason += late_fill_note(client_order_id, Order.Status.FILLED)
     try:
         with transaction.atomic():
             execution.save()
@@ -159,6 +164,21 @@ def execution_finish(execution: Execution, status: str, reason: str, *, signal_s
             Signal.objects.filter(pk=execution.signal_id).update(status=signal_status, reason=reason, updated_at=timezone.now())
     logger.info("signal %s %s: %s (%s)", execution.signal_id, execution.symbol, status, reason)
     execution_finished(execution.pk, status)
+
+
+def late_fill_note(client_order_id: str, status: str) -> str:
+    """What an execution that had ended says of an order the exchange later showed filled."""
+    return f"; order {client_order_id} later found {status}"
+
+
+def execution_note_late(order: Order) -> None:
+    """The order's outcome was learnt after its execution ended (a lookup, the stream): say so on the
+    execution, once."""
+    if order.execution_id is None:
+        return
+    note = late_fill_note(order.client_order_id, order.status)
+    Execution.objects.filter(pk=order.execution_id, finished_at__isnull=False).exclude(reason__contains=note).update(
+        reason=Concat(F("reason"), Value(note)))
 
 
 def _orders_settle(execution: Execution, reason: str) -> None:

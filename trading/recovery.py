@@ -17,12 +17,10 @@ import time
 from datetime import datetime, timedelta
 
 from django.db import close_old_connections, connection
-from django.db.models import F, Value
-from django.db.models.functions import Concat
 from django.utils import timezone
 
 from trading.lanes import HOST, busy_symbols, dead_lanes_free, process_gone
-from trading.models import Execution, Order, Signal, WorkerHeartbeat
+from trading.models import Order, Signal, WorkerHeartbeat
 from trading.upkeep import PENDING_SIGNALS
 
 logger = logging.getLogger(__name__)
@@ -143,8 +141,6 @@ def orders_resolve(*, limit: int = 50) -> int:
             recording.order_not_sent(order, "the request never took effect (confirmed after the execution ended)")
             continue
         order = recording.order_record(order, result)
-        Execution.objects.filter(pk=order.execution_id or 0).update(
-            reason=Concat(F("reason"), Value(f"; order {order.client_order_id} later found {order.status}"))
-        )
+        recording.execution_note_late(order)
         resolved += 1
     return resolved

@@ -39,10 +39,15 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
     seen: set[tuple[str, str]] = set()
     changed = 0
     drift: list[str] = []
-    for info in exchange.get_positions():
+    positions = exchange.get_positions()
+    # Fills up to these times are in what was read: the stream then records them without moving the
+    # position again (recording._position_apply). A position's own last change, when the exchange says
+    # it; a position read as flat was flat when the read ended.
+    read_finished = timezone.now()
+    for info in positions:
         seen.add((info.symbol, info.position_side))
         stated = {"amount": info.amount, "entry_price": info.entry_price, "unrealized_pnl": info.unrealized_pnl,
-                  "mark_price": info.mark_price, "reconciled_at": read_started}
+                  "mark_price": info.mark_price, "reconciled_at": info.updated_at or read_started}
         position, created = Position.objects.get_or_create(symbol=info.symbol, position_side=info.position_side,
                                                            defaults=stated)
         if created:  # a position we had never seen (opened by hand, or before this database)
@@ -51,7 +56,7 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
             continue
         updated = Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
             amount=info.amount, entry_price=info.entry_price, unrealized_pnl=info.unrealized_pnl,
-            mark_price=info.mark_price, reconciled_at=read_started, updated_at=timezone.now(),
+            mark_price=info.mark_price, reconciled_at=info.updated_at or read_started, updated_at=timezone.now(),
         )
         if updated and position.amount != info.amount:
             drift.append(_drift(info.symbol, info.position_side, position.amount, info.amount))
@@ -59,7 +64,7 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
     for position in Position.objects.exclude(amount=0):
         if (position.symbol, position.position_side) not in seen:
             updated = Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
-                amount=0, entry_price=0, unrealized_pnl=0, reconciled_at=read_started, updated_at=timezone.now()
+                amount=0, entry_price=0, unrealized_pnl=0, reconciled_at=read_finished, updated_at=timezone.now()
             )
             if updated:
                 drift.append(_drift(position.symbol, position.position_side, position.amount, Decimal(0)))

@@ -133,6 +133,7 @@ class FakeBinance:
             self.wallet = Decimal("10000")
             self.prices: dict[str, Decimal] = {"BTCUSDT": Decimal("45000"), "ETHUSDT": Decimal("3000")}
             self.positions: dict[tuple[str, str], list[Decimal]] = {}  # (symbol, side) → [amount, entry]
+            self.position_times: dict[tuple[str, str], int] = {}  # (symbol, side) → last change, server ms
             self.leverage: dict[str, int] = {}
             self.margin_type: dict[str, str] = {}
             self.hedge_mode = False
@@ -287,19 +288,22 @@ class FakeBinance:
         amount, entry = self.positions.get((symbol, position_side), [Decimal(0), Decimal(0)])
         signed = quantity if side == "BUY" else -quantity
         new_amount, new_entry, realized = position_after(amount, entry, signed, price)
+        now = self.server_ms()  # the matching engine's time: of the fill, and of the position's change
         self.positions[(symbol, position_side)] = [new_amount, new_entry]
+        self.position_times[(symbol, position_side)] = now
         commission = quantity * price * TAKER_FEE
         self.wallet += realized - commission
         self._record_fill(order["orderId"], symbol, side, position_side, quantity, price, realized, commission)
         status = "FILLED" if cumulative >= Decimal(order["origQty"]) else "PARTIALLY_FILLED"
         self._push_account("ORDER", symbol, position_side)
         self._push_order(order, execution_type, status, quantity, cumulative, price, commission=commission,
-                         realized=realized)
+                         realized=realized, at=now)
 
     def _push_order(self, order: dict, execution_type: str, status: str, last: Decimal, cumulative: Decimal,
-                    price: Decimal, *, commission: Decimal = Decimal(0), realized: Decimal = Decimal(0)) -> None:
+                    price: Decimal, *, commission: Decimal = Decimal(0), realized: Decimal = Decimal(0),
+                    at: int | None = None) -> None:
         # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Order-Update
-        now = self.server_ms()
+        now = at or self.server_ms()
         self.push({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": {
             "s": order["symbol"], "c": order["clientOrderId"], "S": order["side"], "o": order["type"], "f": "GTC",
             "q": str(order["origQty"]), "p": "0", "ap": str(price) if cumulative else "0", "sp": "0",
@@ -331,6 +335,7 @@ class FakeBinance:
 
     def set_position(self, symbol: str, amount: str, entry: str, side: str = "BOTH") -> None:
         self.positions[(symbol, side)] = [Decimal(amount), Decimal(entry)]
+        self.position_times[(symbol, side)] = self.server_ms()
 
     def position(self, symbol: str, side: str = "BOTH") -> Decimal:
         return self.positions.get((symbol, side), [Decimal(0)])[0]
@@ -623,7 +628,8 @@ class FakeBinance:
     def _position_risk(self) -> list[dict]:
         return [
             {"symbol": s, "positionSide": side, "positionAmt": str(a), "entryPrice": str(e),
-             "markPrice": str(self.prices.get(s, e)), "unRealizedProfit": str((self.prices.get(s, e) - e) * a)}
+             "markPrice": str(self.prices.get(s, e)), "unRealizedProfit": str((self.prices.get(s, e) - e) * a),
+             "updateTime": self.position_times.get((s, side), 0)}
             for (s, side), (a, e) in self.positions.items() if a != 0
         ]
 

@@ -331,3 +331,24 @@ def test_a_fill_already_in_a_reconciled_position_is_recorded_without_moving_it_a
     manual = Order.objects.get(source=Order.Source.MANUAL)
     assert manual.status == "FILLED" and manual.applied_qty == D("0.02")
     assert manual.realized_pnl == D(0) and manual.commission == D("0.02") * D(45000) * D("0.0005")
+
+
+def test_a_fill_reported_after_its_execution_gave_up_is_said_on_the_execution():
+    """The worker gave up on an order whose outcome it could not learn; the stream then reports it
+    filled. The position moves, and the execution says so (as the sweep's lookup would)."""
+    from tests.ui.records import make_execution
+    from trading.exchange import FillCause, OrderState, OrderUpdate
+    from trading.live import order_update_apply
+
+    execution = make_execution(1, status="failed", reason="gave up: the outcome of order ui-1-1 is still unknown")
+    Order.objects.filter(execution=execution).update(status=Order.Status.UNKNOWN, executed_qty=0, avg_price=None)
+    update = OrderUpdate(symbol="BTCUSDT", client_order_id="ui-1-1", exchange_order_id="77", side="BUY", position_side="BOTH",
+                         order_type="MARKET", quantity=D("0.111"), state=OrderState.FILLED, executed_qty=D("0.111"),
+                         avg_price=D("45000"), last_qty=D("0.111"), last_price=D("45000"), commission=D("2.4975"),
+                         commission_asset="USDT", realized_pnl=D(0), trade_id="1", reduce_only=False,
+                         cause=FillCause.ORDER, time=datetime.now(UTC))
+    order_update_apply(update)
+    order_update_apply(update)  # replayed: said once
+    execution.refresh_from_db()
+    assert execution.reason.endswith("; order ui-1-1 later found FILLED") and execution.reason.count("later found") == 1
+    assert position() == D("0.111")

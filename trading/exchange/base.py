@@ -104,6 +104,7 @@ class PositionInfo:
     entry_price: Decimal
     unrealized_pnl: Decimal
     mark_price: Decimal | None = None
+    updated_at: datetime | None = None  # when it last changed, on the exchange's clock: fills until then are in it
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,7 @@ class BinanceExchange:
                 entry_price=Decimal(row["entryPrice"]),
                 unrealized_pnl=Decimal(row.get("unRealizedProfit", "0")),
                 mark_price=Decimal(row["markPrice"]) if row.get("markPrice") else None,
+                updated_at=_from_ms(row["updateTime"]) if row.get("updateTime") else None,
             )
             for row in rows
             if Decimal(row["positionAmt"]) != 0

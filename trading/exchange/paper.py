@@ -130,6 +130,7 @@ class PaperExchange:
             executed_qty=quantity,
             commission=commission,
             realized_pnl=realized,
+            created_at=position.updated_at,  # the fill's time is the position's: a reconciliation reading it has it
         )
         return _result(paper_order)
 
@@ -171,6 +172,7 @@ class PaperExchange:
                 entry_price=p.entry_price,
                 unrealized_pnl=self._unrealized(p),
                 mark_price=self._price_or_none(p.symbol),
+                updated_at=p.updated_at,
             )
             for p in self._open_positions()
         ]
