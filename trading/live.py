@@ -104,7 +104,7 @@ def order_update_apply(update: OrderUpdate) -> str:
         order = _ours(update) or _reported(update)
         before = order.applied_qty
         order = recording.order_record(order, update.as_result(), commission_part=update.commission,
-                                       realized_part=update.realized_pnl, filled_at=update.time)
+                                       realized_part=update.realized_pnl)
     if order.applied_qty == before:
         return ""  # already applied (a replay, or the worker's answer came first)
     if order.source != Order.Source.SIGNAL:

@@ -30,14 +30,14 @@ FINAL_ORDER_STATES = (Order.Status.FILLED, Order.Status.CANCELED, Order.Status.E
 
 
 def order_record(order: Order, result: OrderResult, *, commission_part: Decimal = Decimal(0),
-                 realized_part: Decimal | None = None, filled_at: datetime | None = None) -> Order:
+                 realized_part: Decimal | None = None) -> Order:
     """The exchange's word on an order, and the part of its fill not yet in the Position mirror.
     A word older than what is recorded (less filled, or open where the record is final: a late REST
     answer, a replayed stream event) changes nothing. `commission_part` is the commission of the
     fill being reported (the stream tells it fill by fill), added only when that fill is new, and
     `realized_part` its realized P&L as the exchange computed it (else ours, from the mirror).
-    `filled_at` is when the exchange made the fill: one made before the position was last taken from
-    the exchange is already in it, and is recorded without moving it again."""
+    A fill the exchange made (`result.updated_at`) before the position was last taken from the
+    exchange (`Position.reconciled_at`) is already in it, and is recorded without moving it again."""
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if result.executed_qty < locked.executed_qty or (
@@ -47,7 +47,7 @@ def order_record(order: Order, result: OrderResult, *, commission_part: Decimal 
         new_qty = result.executed_qty - locked.applied_qty
         if new_qty > 0 and result.avg_price is not None:
             price = _price_of_new_part(locked, result)
-            realized = _position_apply(locked, new_qty, price, filled_at)
+            realized = _position_apply(locked, new_qty, price, result.updated_at)
             if realized_part is not None:
                 realized = realized_part
             whole = locked.applied_qty == 0 and result.realized_pnl is not None

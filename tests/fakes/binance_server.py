@@ -500,7 +500,8 @@ class FakeBinance:
             "executedQty": str(quantity),
             "cumQuote": str(quantity * price), "timeInForce": "GTC", "type": "MARKET", "reduceOnly": reduce_only,
             "closePosition": False, "side": side, "positionSide": position_side, "stopPrice": "0.00",
-            "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": "MARKET", "updateTime": self.server_ms(),
+            "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": "MARKET",
+            "updateTime": self.position_times[(symbol, position_side)],  # the fill's: the position's change
         }
         self.orders.append(order)
         return order

@@ -352,3 +352,25 @@ def test_a_fill_reported_after_its_execution_gave_up_is_said_on_the_execution():
     execution.refresh_from_db()
     assert execution.reason.endswith("; order ui-1-1 later found FILLED") and execution.reason.count("later found") == 1
     assert position() == D("0.111")
+
+
+def test_a_worker_recording_its_answer_after_a_reconciliation_read_the_fill_does_not_count_it_twice(binance_settings):
+    """The same race on the worker's side: our order filled, a reconciliation read the new position,
+    then the worker records the exchange's answer. The answer's own time says the fill is in it."""
+    from django.utils import timezone
+
+    from tests.ui.records import make_execution
+    from trading import recording
+    from trading.exchange import OrderRequest
+    from trading.upkeep import positions_reconcile
+
+    order = make_execution(1, status="running", exchange="binance").orders.get()
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.SENT, executed_qty=0, avg_price=None)
+    exchange = get_exchange()
+    request = OrderRequest(symbol="BTCUSDT", side="BUY", quantity=D("0.111"), client_order_id=order.client_order_id)
+    result = exchange.place_market_order(request, stamp=exchange.order_stamp())
+    positions_reconcile(exchange, timezone.now())  # the minute job, between the fill and its recording
+    assert position() == D("0.111")
+    recording.order_record(Order.objects.get(pk=order.pk), result)
+    assert position() == D("0.111")  # not 0.222
+    assert Order.objects.get(pk=order.pk).applied_qty == D("0.111")

@@ -94,6 +94,7 @@ class OrderResult:
     commission: Decimal | None = None
     realized_pnl: Decimal | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None  # its last change (fill), on the exchange's clock
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,8 @@ class OrderUpdate:
 
     def as_result(self) -> OrderResult:
         return OrderResult(client_order_id=self.client_order_id, exchange_order_id=self.exchange_order_id,
-                           state=self.state, executed_qty=self.executed_qty, avg_price=self.avg_price)
+                           state=self.state, executed_qty=self.executed_qty, avg_price=self.avg_price,
+                           updated_at=self.time)
 
 
 class ProtectiveStatus(StrEnum):

@@ -428,6 +428,7 @@ def _order_result(answer: dict[str, Any]) -> OrderResult:
         executed_qty=Decimal(str(answer.get("executedQty") or "0")),
         avg_price=average if average else None,
         raw=answer,
+        updated_at=_from_ms(answer["updateTime"]) if answer.get("updateTime") else None,
     )
 
 

@@ -309,6 +309,7 @@ def _result(paper_order: PaperOrder) -> OrderResult:
         avg_price=paper_order.avg_price,
         commission=paper_order.commission,
         realized_pnl=paper_order.realized_pnl,
+        updated_at=paper_order.created_at,
         raw={
             "orderId": f"paper-{paper_order.pk}",
             "clientOrderId": paper_order.client_order_id,
