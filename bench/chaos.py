@@ -295,6 +295,8 @@ def main() -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="a Redis database the run may flush")
     parser.add_argument("--timeout", type=float, default=240, help="seconds after the load for everything to settle")
     parser.add_argument("--keep", action="store_true", help="keep the database and the worker logs")
+    parser.add_argument("--no-stream", dest="stream", action="store_false",
+                        help="without the user data stream process (killed and restarted with the clusters)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
     become_subreaper()
@@ -323,7 +325,8 @@ def run(args, seed: int, db_url: str, redis_url: str | None) -> int:
         "BINANCE_TIMEOUT": "1", "Q_WORKERS": str(args.workers), "LANE_KEEPER": "1", "LOG_LEVEL": "warning"})
     print(f"machine: {machine()}")
     print(f"chaos: {args.signals} webhooks at {args.rate:g}/s over {len(symbols)} symbols, 3 strategies, "
-          f"{args.duplicates:.0%} duplicates; {args.database} + {args.broker}; 2 qclusters × {args.workers} workers; "
+          f"{args.duplicates:.0%} duplicates; {args.database} + {args.broker}; 2 qclusters × {args.workers} workers"
+          f"{' + the user data stream' if args.stream else ''}; "
           f"kill every ~{args.kill_every:g} s; orders in flight {args.order_delay:g} s; order faults p={args.fault_rate:g} "
           f"each, lookup 503 p={args.lookup_fault_rate:g}; seed {seed}", flush=True)
     django(env, "migrate", "--noinput", "-v", "0")
@@ -334,9 +337,14 @@ def run(args, seed: int, db_url: str, redis_url: str | None) -> int:
     done = exercise(args, seed, env, fake, Peek(db_url), logs, symbols)
     fake.random_faults = None
     exchange = exchange_state(fake)
+    if args.stream:
+        fills = sum(1 for event in fake.pushed if event["e"] == "ORDER_TRADE_UPDATE" and event["o"]["x"] == "TRADE")
+        print(f"user data stream: opened {fake.stream_connections} time(s); {len(fake.pushed)} events pushed, "
+              f"{fills} of them fills (applied by the stream or the workers' answers, whichever came first)")
     fake.stop()
     dump = json.loads(django(env, "shell", "-c", DUMP).strip().splitlines()[-1])
-    report = check_all([post for _, post in done.timeline], dump, exchange, [k.at for k in done.kills])
+    worker_kills = [k.at for k in done.kills if k.cluster != "userstream"]
+    report = check_all([post for _, post in done.timeline], dump, exchange, worker_kills)
     if done.times["resolved"] is None:
         report.check("settled within the timeout", ["signals or orders still pending after --timeout"])
     conclude(report, dump, exchange, done, logs, keep=args.keep)
@@ -349,6 +357,8 @@ def run(args, seed: int, db_url: str, redis_url: str | None) -> int:
 def exercise(args, seed: int, env: dict, fake: FakeBinance, peek: Peek, logs: Path, symbols: list[str]) -> Run:
     """Two clusters, gunicorn, the load, the kills and the faults, until everything settled."""
     clusters = [Cluster(name, env, logs) for name in ("cluster-a", "cluster-b")]
+    if args.stream:  # the user data stream applies the same fills the workers record from answers
+        clusters.append(Cluster("userstream", {**env, "BINANCE_STREAM_URL": fake.ws_url}, logs, command="userstream"))
     try:
         deadline = time.time() + 60
         while peek.scalar("SELECT COUNT(*) FROM trading_workerheartbeat") == 0 and time.time() < deadline:

@@ -88,15 +88,16 @@ def become_subreaper() -> None:
 
 
 class Cluster:
-    """One `manage.py qcluster` (sentinel, workers, monitor, pusher) in a process group of its own."""
+    """One `manage.py qcluster` (sentinel, workers, monitor, pusher) in a process group of its own;
+    or, with command="userstream", the user data stream process."""
 
-    def __init__(self, name: str, env: dict, logs: Path) -> None:
-        self.name, self.env = name, env
+    def __init__(self, name: str, env: dict, logs: Path, command: str = "qcluster") -> None:
+        self.name, self.env, self.command = name, env, command
         self.log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 (open for the run's length)
         self.start()
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=self.env,
+        self.process = subprocess.Popen([sys.executable, "manage.py", self.command], cwd=ROOT, env=self.env,
                                         stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def pids(self) -> set[int]:
@@ -147,7 +148,8 @@ class Kill:
 
 
 class Killer(threading.Thread):
-    """Every `every` s (± half), SIGKILL one cluster at random and start it again at once."""
+    """Every `every` s (± half), SIGKILL one cluster (or the stream process) at random and start it
+    again at once."""
 
     def __init__(self, clusters: list[Cluster], every: float, seed: int, peek: Peek) -> None:
         super().__init__(name="killer", daemon=True)
