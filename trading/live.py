@@ -53,8 +53,8 @@ LIVE_PROTECTION = (ProtectiveOrder.Status.PLACING, ProtectiveOrder.Status.ACTIVE
 
 
 def stream_run(exchange: Exchange, stop: Event) -> None:
-    """Apply the exchange's events until `stop` is set. Returns at once for an exchange without a
-    stream (the paper exchange records everything from its answers)."""
+    """Apply the exchange's events until `stop` is set; returns at once for an exchange without a
+    stream. Beats a heartbeat row (/health's `user_stream`) on every change and every BEAT_EVERY."""
     stream = exchange.user_stream()
     if stream is None:
         logger.info("user stream: the %s exchange has none; nothing to do", exchange.name)
