@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 
 from preferences.models import StrategyPreference
 from tests.support.queue import run_queued_jobs
 from tests.ui.records import make_account, make_execution
-from trading.models import Execution, Position, Signal
+from trading.models import Execution, Order, Position, Signal
 from trading.webhook import RATE_LIMITER
 
 CHROMIUM = "/usr/bin/chromium"
@@ -148,6 +149,15 @@ def seed() -> int:
     make_execution(4, status="nothing", reason="nothing to close: the position is flat", symbol="ETHUSDT")
     make_execution(3, status="partial", strategy="ALSAPRO 2")
     make_execution(2, status="running")
+    # Orders the exchange reported (the user data stream): a stop-loss that triggered, a trade by hand.
+    Order.objects.create(execution=None, source=Order.Source.STOP_LOSS, client_order_id="algo_5521",
+                         exchange_order_id="5521", symbol="BTCUSDT", side="SELL", quantity=Decimal("0.05"),
+                         executed_qty=Decimal("0.05"), avg_price=Decimal("44100"), realized_pnl=Decimal("-45.03"),
+                         status=Order.Status.FILLED, purpose="close", acknowledged_at=timezone.now())
+    Order.objects.create(execution=None, source=Order.Source.MANUAL, client_order_id="web_8f2a11c0d4",
+                         exchange_order_id="5530", symbol="SOLUSDT", side="BUY", quantity=Decimal("2"),
+                         executed_qty=Decimal("2"), avg_price=Decimal("150.9"), status=Order.Status.FILLED,
+                         purpose="add", acknowledged_at=timezone.now())
     Signal.objects.create(status="rejected", http_status=401, reason="bad passphrase", source_ip="203.0.113.9")
     Signal.objects.create(status="filtered", http_status=200, reason="strategy ALSAPRO 3 is disabled", action="sell",
                           symbol="SOLUSDT", strategy="ALSAPRO 3", idempotency_key="f1", source_ip="52.89.214.238")

@@ -97,4 +97,4 @@ def test_it_lists_the_orders_the_exchange_reported(trader_client):
                          executed_qty=Decimal("1.5"), avg_price=Decimal("2600"), realized_pnl=Decimal("-149.85"),
                          status=Order.Status.FILLED, purpose="close")
     text = trader_client.get("/ui/", headers={"HX-Request": "true"}).content.decode()
-    assert "Orders the exchange reported" in text and "Liquidation by the exchange" in text and "-149.85" in text
+    assert "Orders the exchange reported" in text and 'title="Liquidation by the exchange">Liquidation<' in text and "-149.85" in text

@@ -154,6 +154,15 @@ class Order(models.Model):
     def __str__(self) -> str:
         return f"{self.side} {self.quantity.normalize():f} {self.symbol} ({self.status})"
 
+    SHORT_SOURCES = {"signal": "Signal", "stop_loss": "Stop-loss", "take_profit": "Take-profit",
+                     "liquidation": "Liquidation", "adl": "Auto-deleveraged", "settlement": "Settlement",
+                     "manual": "By hand"}
+
+    @property
+    def source_short(self) -> str:
+        """The source in a word or two, for a badge."""
+        return self.SHORT_SOURCES.get(self.source, self.source)
+
     @property
     def notional(self) -> Decimal | None:
         return None if self.avg_price is None else self.avg_price * self.executed_qty
