@@ -6,6 +6,7 @@ app_name = "ui"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("halt/", views.halt_change, name="halt"),
     path("executions/", views.execution_list, name="executions"),
     path("executions/<int:execution_id>/", views.execution_detail, name="execution"),
     path("signals/", views.signal_list, name="signals"),

@@ -5,14 +5,15 @@ import json
 from collections.abc import Callable
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
@@ -24,8 +25,10 @@ from analytics.models import AccountSnapshot
 from analytics.timeline import decision_plan, sizing_rows, stage_timeline
 from trading.api import account_summary
 from trading.exchange import get_exchange
+from trading.halt import halt_set, positions_flatten
+from trading.halt_forms import HaltForm
 from trading.intake import redact
-from trading.models import Execution, Order, Position, Signal
+from trading.models import Execution, Order, Position, Signal, TradingHalt
 
 PAGE_SIZE = 50
 RECENT_EXECUTIONS = 20
@@ -71,11 +74,13 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "executions": _execution_rows()[:RECENT_EXECUTIONS],
         # Orders the exchange reported without our sending them: stops, liquidations, trades by hand.
         "exchange_orders": list(Order.objects.exclude(source=Order.Source.SIGNAL).order_by("-id")[:RECENT_EXCHANGE_ORDERS]),
+        "halt": TradingHalt.current(),
         "now": timezone.now(),
     }
     if request.htmx:
         return render(request, "ui/dashboard/_live.html", context)
-    return render(request, "ui/dashboard.html", {**context, "equity_points": equity_points(account)})
+    kill_switch = {"form": HaltForm(instance=context["halt"]), "may_change": request.user.has_perm("trading.change_tradinghalt")}
+    return render(request, "ui/dashboard.html", {**context, "equity_points": equity_points(account), "kill_switch": kill_switch})
 
 
 def _open_positions(exchange: str) -> QuerySet[Position]:
@@ -137,3 +142,23 @@ def signal_list(request: HttpRequest) -> HttpResponse:
         signals = signals.filter(status=form.cleaned_data["status"])
     page = Paginator(signals, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "ui/signals.html", {"form": form, "page": page})
+
+
+@require_POST
+@login_required
+def halt_change(request: HttpRequest) -> HttpResponse:
+    """The dashboard's kill switch: halt or resume, and optionally flatten (as POST /halt)."""
+    if not request.user.has_perm("trading.change_tradinghalt"):
+        return HttpResponseForbidden("You may look at the kill switch, not change it (trading.change_tradinghalt).")
+    form = HaltForm(request.POST, instance=TradingHalt.current())
+    if not form.is_valid():
+        problems = "; ".join(f"{field}: {' '.join(str(error) for error in errors)}" for field, errors in form.errors.items())
+        return HttpResponseBadRequest(problems)
+    who = request.user.get_username()
+    halt_set(halted=form.cleaned_data["halted"], reason=form.cleaned_data["reason"], by=who)
+    if form.cleaned_data["flatten"]:
+        closing = positions_flatten(by=who)
+        messages.warning(request, f"Closing {len(closing)} open position(s) now." if closing else "No open position to close.")
+    messages.success(request, "Trading halted: opening orders are refused." if form.cleaned_data["halted"]
+                     else "Trading resumed.")
+    return redirect("ui:dashboard")

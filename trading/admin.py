@@ -1,9 +1,11 @@
 import json
 from decimal import Decimal, InvalidOperation
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Model, OuterRef, QuerySet, Subquery
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -11,6 +13,8 @@ from alsatrade.admin import InternalAdmin, ReadOnlyAdmin, ReadOnlyDisplay, plain
 from analytics.timeline import decision_plan, sizing_rows
 from trading.admin_filters import ConfiguredStrategyFilter
 from trading.exchange import get_exchange
+from trading.halt import halt_set, positions_flatten
+from trading.halt_forms import HaltForm
 from trading.models import (
     Execution,
     Order,
@@ -22,6 +26,7 @@ from trading.models import (
     Signal,
     SymbolLane,
     SymbolSetting,
+    TradingHalt,
     WorkerHeartbeat,
 )
 
@@ -200,3 +205,30 @@ class SymbolLaneAdmin(InternalAdmin, ReadOnlyAdmin):
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(InternalAdmin, ReadOnlyAdmin):
     list_display = ["name", "host", "beat_at"]
+
+
+@admin.register(TradingHalt)
+class TradingHaltAdmin(admin.ModelAdmin):
+    """The kill switch, one row: halt or resume (and flatten) here as on the dashboard and POST /halt."""
+
+    form = HaltForm
+    fields = ["halted", "reason", "flatten", "changed_by", "changed_at"]
+    readonly_fields = ["changed_by", "changed_at"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        """There is one kill switch: go straight to it."""
+        halt, _ = TradingHalt.objects.get_or_create(pk=1)
+        return redirect(reverse("admin:trading_tradinghalt_change", args=[halt.pk]))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: TradingHalt, form: HaltForm, change: bool) -> None:
+        who = request.user.get_username()
+        halt_set(halted=form.cleaned_data["halted"], reason=form.cleaned_data["reason"], by=who)
+        if form.cleaned_data["flatten"]:
+            closing = positions_flatten(by=who)
+            self.message_user(request, f"Closing {len(closing)} open position(s) now.", messages.WARNING)

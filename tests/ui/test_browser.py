@@ -276,3 +276,28 @@ def test_it_shows_a_trader_without_the_permission_a_read_only_form(browser, live
     strategy.refresh_from_db()
     assert strategy.leverage == 5
     visit.context.close()
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_an_operator_halts_trading_from_the_dashboard(browser, live_server, staff, device):
+    from trading.models import TradingHalt
+
+    staff.user_permissions.add(Permission.objects.get(codename="change_tradinghalt"))
+    make_account()
+    phone = device == "phone"
+    visit = Visit(browser, live_server.url, PHONE if phone else DESKTOP, phone=phone)
+    visit.log_in("staff")
+    visit.page.fill(".kill-switch input[name=reason]", "exchange maintenance")
+    visit.page.click(".kill-switch button[value=true]")
+    visit.page.wait_for_selector("text=Trading halted: opening orders are refused.")
+    assert "Trading is halted." in visit.page.locator(".slot-status").inner_text()
+    assert TradingHalt.current().reason == "exchange maintenance"
+    visit.page.screenshot(path=SCREENSHOTS / f"dashboard-halted-{device}.png", full_page=True)
+    if phone:
+        widths = visit.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], f"the halted dashboard scrolls sideways on a phone: {widths}"
+    visit.page.click(".kill-switch button[value=false]")
+    visit.page.wait_for_selector("text=Trading resumed.")
+    assert not TradingHalt.current().halted
+    assert visit.errors == []
+    visit.context.close()
