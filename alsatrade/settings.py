@@ -103,6 +103,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # POST /webhook is answered here, past SecurityMiddleware and ahead of everything below, which it
+    # does not use (trading/webhook.py; docs/BENCHMARKS.md, Webhook acknowledgement).
+    "trading.webhook.WebhookFastPath",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

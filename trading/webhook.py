@@ -7,6 +7,11 @@ Signal and queues its job, then the answer — no exchange call, no balance look
 
 Every attempt but a rate-limited one is recorded as a Signal. Attempts that did not authenticate
 are recorded without their body; the passphrase is never stored or logged.
+
+A POST is served by WebhookFastPath, a middleware right after SecurityMiddleware: the session, CSRF,
+auth, messages, history, htmx and axes middleware and DRF's request wrapping do nothing for it, and
+cost ~130 µs of CPU a request (docs/BENCHMARKS.md). The answers are the same bytes, status and
+headers as through the full stack, where every other method (405, OPTIONS) still goes.
 """
 
 import hmac
@@ -14,14 +19,17 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
@@ -34,7 +42,7 @@ from preferences.matching import trade_refusal
 from preferences.models import StrategyPreference
 from trading.intake import IntakeError, ParsedSignal, idempotency_key, parse_body, parse_signal, passphrase_of, redact
 from trading.models import Signal
-from trading.queue import enqueue_execution
+from trading.queue import enqueue_execution, enqueue_joins_transaction
 from trading.rate_limit import RATE_LIMITER
 
 logger = logging.getLogger(__name__)
@@ -78,13 +86,52 @@ class WebhookView(APIView):
     content_negotiation_class = AlwaysJSON
 
     def post(self, request: Request) -> Response:
-        answer = signal_receive(
-            body_reader=lambda: request._request.body,
-            content_length=request.META.get("CONTENT_LENGTH") or "",
-            remote_addr=request.META.get("REMOTE_ADDR", ""),
-            forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", ""),
-        )
+        """Through the full stack only when WebhookFastPath is not installed (or stands aside)."""
+        answer = _receive(request._request)
         return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+WEBHOOK_PATHS = frozenset({"/webhook", "/webhook/"})  # alsatrade/urls.py: both spellings, a redirect loses the body
+_JSON = JSONRenderer()
+_ALLOW = ", ".join(WebhookView().allowed_methods)  # the Allow header DRF adds: "POST, OPTIONS"
+
+
+class WebhookFastPath:
+    """Answers POST /webhook straight from signal_receive, skipping the middleware after it and DRF.
+
+    Placed right after SecurityMiddleware, which still applies (HTTPS redirect, proxy SSL header, its
+    headers). Of the middleware skipped, the webhook needs only what changes its answer: the Host
+    check of CommonMiddleware (a Host not in ALLOWED_HOSTS is a 400, as anywhere), its Content-Length,
+    and X-Frame-Options; the rest act on sessions, cookies, users, messages and logins, which the
+    webhook never reads. Should a setting make CommonMiddleware do more (DISALLOWED_USER_AGENTS,
+    PREPEND_WWW), the request goes through the full stack instead.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if (request.method != "POST" or request.path_info not in WEBHOOK_PATHS or settings.DISALLOWED_USER_AGENTS
+                or settings.PREPEND_WWW):
+            return self.get_response(request)
+        request.get_host()  # raises DisallowedHost (answered 400) as CommonMiddleware would
+        answer = _receive(request)
+        response = HttpResponse(_JSON.render(answer.body), status=answer.status, content_type="application/json")
+        response["Allow"] = _ALLOW
+        for name, value in (answer.headers or {}).items():
+            response[name] = value
+        response["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
+        response["Content-Length"] = str(len(response.content))
+        return response
+
+
+def _receive(request: HttpRequest) -> Answer:
+    return signal_receive(
+        body_reader=lambda: request.body,
+        content_length=request.META.get("CONTENT_LENGTH") or "",
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+        forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", ""),
+    )
 
 
 def signal_receive(*, body_reader: BodyReader, content_length: str, remote_addr: str, forwarded_for: str) -> Answer:
@@ -118,7 +165,7 @@ def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None
         raise Refusal(400, error.message) from None
     raw_strategy = data.get("strategy")
     strategy_name = raw_strategy if isinstance(raw_strategy, str) else ""
-    preference = StrategyPreference.objects.filter(name=strategy_name.strip()).first() if strategy_name.strip() else None
+    preference = _preference(strategy_name.strip())
     _authenticate(passphrase_of(data), preference, strategy_name)
     payload = redact(data)
     try:
@@ -127,6 +174,20 @@ def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None
         raise Refusal(400, error.message, fields=error.fields, payload=payload, strategy=strategy_name[:100]) from None
     _check_fresh(parsed, preference, received_at, payload)
     return _store(parsed, payload, preference, source_ip, received_at, started)
+
+
+# What the checks read of a strategy (_authenticate, _check_fresh, trade_refusal): a fifth of its
+# columns, and a fifth of the work of turning the row into an object. Reading another field on this
+# path would cost a query of its own (test_webhook_fast_path.py counts them).
+PREFERENCE_FIELDS = ("passphrase_hash", "max_signal_age", "enabled", "products")
+
+
+def _preference(name: str) -> StrategyPreference | None:
+    """The strategy's settings. Names are unique, so no ORDER BY (first() would sort by name)."""
+    if not name:
+        return None
+    found = list(StrategyPreference.objects.filter(name=name).only(*PREFERENCE_FIELDS).order_by()[:1])
+    return found[0] if found else None
 
 
 def _body_within_limit(body_reader: BodyReader, content_length: str) -> bytes:
@@ -178,10 +239,10 @@ def _store(parsed: ParsedSignal, payload: dict, preference: StrategyPreference |
     reason = _filter_reason(parsed, preference)
     key = idempotency_key(parsed)
     fields = _signal_fields(parsed, payload, source_ip, received_at)
-    # The unique key decides, not a prior SELECT. The insert is the transaction's first statement,
-    # so a duplicate rolls back nothing else, and no savepoint (two more round trips) is needed.
+    # The unique key decides, not a prior SELECT. The insert is the transaction's first statement (or,
+    # in autocommit, the whole of it), so a duplicate rolls back nothing else and needs no savepoint.
     try:
-        with transaction.atomic():
+        with _one_commit(with_job=not reason):
             signal = Signal.objects.create(
                 **fields, preference=preference, idempotency_key=key,
                 status=Signal.Status.FILTERED if reason else Signal.Status.QUEUED,
@@ -197,6 +258,16 @@ def _store(parsed: ParsedSignal, payload: dict, preference: StrategyPreference |
         return Answer(200, {"status": "filtered", "signal_id": signal.pk, "reason": reason})
     _log(202, "queued", signal.pk, parsed.strategy, parsed.symbol, source_ip, started)
     return Answer(202, {"status": "queued", "signal_id": signal.pk})
+
+
+def _one_commit(*, with_job: bool) -> AbstractContextManager:
+    """A transaction only where one is needed: the ORM broker's job row must commit with the Signal,
+    and inside a caller's transaction a failed INSERT must roll back to a savepoint. Otherwise the
+    INSERT is the whole transaction and commits by itself, sparing BEGIN and COMMIT (two of five
+    database round trips); a Redis job still goes out only once the Signal is committed."""
+    if (with_job and enqueue_joins_transaction()) or connection.in_atomic_block:
+        return transaction.atomic()
+    return nullcontext()
 
 
 def _duplicate(key: str, parsed: ParsedSignal, source_ip: str | None, started: float) -> Answer:
@@ -226,7 +297,7 @@ def _refused(refusal: Refusal, source_ip: str | None, received_at: datetime, sta
     reason = refusal.error if not refusal.fields else refusal.error + " — " + "; ".join(
         f"{name}: {problem}" for name, problem in sorted(refusal.fields.items()))
     try:
-        with transaction.atomic():
+        with _one_commit(with_job=False):
             signal = Signal.objects.create(**fields, status=Signal.Status.REJECTED, reason=reason[:2000],
                                            http_status=refusal.status, intake_us=_elapsed_us(started))
         signal_id = signal.pk
@@ -248,6 +319,8 @@ def _elapsed_us(started: float) -> int:
 
 def _log(status: int, outcome: str, signal_id: int | None, strategy: str, symbol: str, source_ip: str | None,
          started: float, reason: str = "") -> None:
+    if not logger.isEnabledFor(logging.INFO):  # at LOG_LEVEL=warning or above, not even the arguments
+        return
     logger.info("webhook %s %s signal=%s strategy=%r symbol=%s ip=%s %.1fms%s", status, outcome, signal_id, strategy,
                 symbol or "-", source_ip, (time.perf_counter() - started) * 1000, f" reason={reason!r}" if reason else "")
 
