@@ -127,6 +127,7 @@ def test_a_liquidation_appears_within_a_second(client, stream):
     assert liquidation.client_order_id.startswith("autoclose-") and liquidation.executed_qty == held
     assert liquidation.status == Order.Status.FILLED and liquidation.purpose == "close"
     assert liquidation.commission == held * D(40000) * D("0.0005")
+    eventually(lambda: Notification.objects.exists())  # queued just after the fill is committed
     alarm = Notification.objects.get()  # told as an alarm, to the channels that want those
     assert alarm.event_type == "protection" and alarm.text.startswith("Liquidation by the exchange: SELL 0.111 BTCUSDT")
 
