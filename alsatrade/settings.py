@@ -174,7 +174,13 @@ Q_CLUSTER = {
     "max_attempts": 3,
     "ack_failures": True,
     "poll": float(env_decimal("Q_POLL", "0.05", low=Decimal("0.01"), high=Decimal("5"))),
-    "save_limit": 1000,
+    # Success records are pruned by the retention job (Q_SUCCESS_KEEP_DAYS), not on every save: with a
+    # save_limit, django-q2 loads up to that many rows per task saved, which made the result saver fall
+    # 16-28 s behind at 20 signals/s and held recycling workers (docs/BENCHMARKS.md, Steady load).
+    "save_limit": 0,
+    # A worker process is replaced after this many tasks (django-q2's default is 500: both workers every
+    # ~50 s at 20/s, a latency tail each time); memory stays flat over 10,000 signals without it.
+    "recycle": 5000,
     "catch_up": False,
     "label": "Background jobs",
 }

@@ -133,3 +133,39 @@ def alert_body(n: int, *, symbol: str = "BTCUSDT", action: str = "buy") -> bytes
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "id": f"bench-{n}-{secrets.token_hex(4)}",
         "passphrase": PASSPHRASE,
     }).encode()
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is pid (from /proc; processes that end meanwhile are skipped)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The command in /proc/<pid>/stat may hold spaces and parentheses: the ppid follows the last ")".
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def tree(root: int) -> list[int]:
+    """root and every process below it."""
+    pids, index = [root], 0
+    while index < len(pids):
+        pids.extend(children(pids[index]))
+        index += 1
+    return pids
+
+
+def rss_kib(pid: int) -> int | None:
+    """The process's resident memory (VmRSS) in KiB; None once it has gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
