@@ -41,10 +41,12 @@ def test_halting_from_the_dashboard_refuses_opens_and_says_so_live(operator_clie
     assert not TradingHalt.current().halted
 
 
-def test_flatten_from_the_dashboard_queues_a_close_of_every_open_position(operator_client):
+def test_flatten_from_the_dashboard_queues_a_close_of_every_open_position(operator_client,
+                                                                          django_capture_on_commit_callbacks):
     Position.objects.create(symbol="BTCUSDT", amount=Decimal("0.1"), entry_price=Decimal(45000))
     Position.objects.create(symbol="ETHUSDT", amount=Decimal("-2"), entry_price=Decimal(3000))
-    page = operator_client.post("/ui/halt/", {"halted": "true", "flatten": "on"}, follow=True).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):  # the Redis broker queues on commit
+        page = operator_client.post("/ui/halt/", {"halted": "true", "flatten": "on"}, follow=True).content.decode()
     assert "Closing 2 open position(s) now." in page
     closes = Signal.objects.filter(origin=Signal.Origin.OPERATOR, action="close")
     assert sorted(closes.values_list("symbol", flat=True)) == ["BTCUSDT", "ETHUSDT"]
