@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import Max
 
@@ -43,9 +44,9 @@ def freshness(snapshot: AccountSnapshot | None, *, now: datetime) -> Freshness:
 
 def equity_points(account: str) -> list[dict[str, object]]:
     """The latest EQUITY_POINTS snapshots, oldest first, as the chart reads them: one point per
-    second (the chart refuses two points at the same time), equity as a float for drawing only."""
+    second (the chart refuses two points at the same time); the template's chart_points writes them."""
     rows = AccountSnapshot.objects.filter(account=account).values_list("taken_at", "equity")[:EQUITY_POINTS]
-    points: dict[int, float] = {}
+    points: dict[int, Decimal] = {}
     for taken_at, equity in reversed(list(rows)):
-        points[int(taken_at.timestamp())] = float(equity)
+        points[int(taken_at.timestamp())] = equity
     return [{"time": second, "value": value} for second, value in points.items()]

@@ -101,8 +101,7 @@ def performance(scope: Scope) -> Performance:
         months=metrics.by_month(days),
         latency=latencies,
         latency_sampled=sampled,
-        # float for the chart only: lightweight-charts draws JSON numbers; every figure shown stays Decimal.
-        daily_points=[{"time": day.isoformat(), "value": float(days[day].net)} for day in sorted(days)],
+        daily_points=[{"time": day.isoformat(), "value": days[day].net} for day in sorted(days)],
     )
 
 
@@ -111,7 +110,7 @@ def equity(scope: Scope) -> Equity:
     return Equity(
         drawdowns=metrics.drawdowns(curve),
         resolution=resolution,
-        points=[{"time": int(point.time.timestamp()), "value": float(point.equity)} for point in curve],
+        points=[{"time": int(point.time.timestamp()), "value": point.equity} for point in curve],
     )
 
 

@@ -1,8 +1,11 @@
 """Template helpers for the trader pages: numbers as people read them, status badges."""
 
+import json
 from decimal import Decimal, InvalidOperation
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 register = template.Library()
 
@@ -64,3 +67,20 @@ def sign_class(value: object) -> str:
 @register.inclusion_tag("ui/_badge.html")
 def status_badge(status: str, label: str) -> dict[str, str]:
     return {"tone": TONES.get(status, "muted"), "label": label, "status": status}
+
+
+@register.filter
+def chart_points(points: list[dict[str, object]], element_id: str) -> SafeString:
+    """A chart's points ({time, value}, value a Decimal) as json_script would write them, but with each
+    value written as the exact decimal number it is: no float between the database and the page.
+    The chart (lightweight-charts) reads JSON numbers; the browser is the one that makes them floats."""
+    rows = ", ".join(f'{{"time": {json.dumps(point["time"])}, "value": {_json_number(point["value"])}}}'
+                     for point in points)
+    return format_html('<script id="{}" type="application/json">{}</script>', element_id, SafeString(f"[{rows}]"))
+
+
+def _json_number(value: object) -> str:
+    number = Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"a chart point's value must be a finite number, not {value!r}")
+    return format(number.normalize(), "f")
