@@ -1,4 +1,4 @@
-// Charts of the analytics and account pages, drawn by the vendored lightweight-charts. Each chart is
+// Charts of the dashboard, analytics and account pages, drawn by the vendored lightweight-charts. Each chart is
 // an element with data-chart="area" or "histogram" and data-points naming the <script
 // type="application/json"> (Django's json_script) that holds its points: {time, value}, time in Unix
 // seconds or a "YYYY-MM-DD" day. No data, no element: the page says so in words instead.
