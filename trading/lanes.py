@@ -56,17 +56,26 @@ class Lane:
     def acquire(cls, symbol: str) -> "Lane | None":
         """The symbol's lane if it is free (or its holder's lease lapsed), else None."""
         holder = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        SymbolLane.objects.get_or_create(symbol=symbol)
-        taken = (
-            SymbolLane.objects.filter(symbol=symbol)
-            .filter(Q(holder="") | Q(lease_until__lt=Now()))
-            .update(holder=holder, lease_until=_lease_end())
-        )
+        # One statement once the symbol's row exists; it is created on the symbol's first signal only.
+        taken = cls._take(symbol, holder)
+        if not taken and not SymbolLane.objects.filter(symbol=symbol).exists():
+            SymbolLane.objects.get_or_create(symbol=symbol)  # a row another worker created just now does as well
+            taken = cls._take(symbol, holder)
         if not taken:
             return None
         lane = cls(symbol, holder)
         KEEPER.hold(lane)
         return lane
+
+    @staticmethod
+    def _take(symbol: str, holder: str) -> bool:
+        """The conditional UPDATE that leases the lane to `holder` if it is free or its lease lapsed."""
+        taken = (
+            SymbolLane.objects.filter(symbol=symbol)
+            .filter(Q(holder="") | Q(lease_until__lt=Now()))
+            .update(holder=holder, lease_until=_lease_end())
+        )
+        return taken == 1
 
     def held_now(self) -> Exists:
         """A condition for a conditional UPDATE: true while this lane's lease is held."""

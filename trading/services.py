@@ -14,6 +14,9 @@ docs/EXECUTION.md tells the guarantee and the timings.
 
 import logging
 
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
+
 from notifications.events import notify
 from trading import deciding, protection, recording, sending
 from trading.engine import Leg, Plan
@@ -104,16 +107,33 @@ def _claim(signal: Signal) -> bool:
 
 
 def _execution_for(signal: Signal) -> Execution:
-    """The signal's execution: new, or the one an earlier attempt started (it is resumed)."""
-    execution, _ = Execution.objects.get_or_create(
-        signal=signal,
-        defaults={"strategy": signal.strategy, "symbol": signal.symbol, "exchange": get_exchange().name,
-                  "received_at": signal.received_at, "queued_at": signal.queued_at, "signal_price": signal.price},
-    )
-    # Only the lane holder runs this, so counting in memory is safe: one query, not an update and a read.
-    execution.attempts += 1
-    execution.save(update_fields=["attempts"])
+    """The signal's execution: new, or the one an earlier attempt started (it is resumed).
+    Inserted first: a fresh signal, by far the usual case, costs one statement."""
+    execution = Execution(signal=signal, strategy=signal.strategy, symbol=signal.symbol, exchange=get_exchange().name,
+                          received_at=signal.received_at, queued_at=signal.queued_at, signal_price=signal.price,
+                          attempts=1)
+    try:
+        _insert(execution)
+    except IntegrityError:  # one execution per signal: an earlier attempt's
+        earlier = Execution.objects.filter(signal=signal).first()
+        if earlier is None:
+            raise
+        earlier.signal = signal  # and signal.execution is this row again, not the insert that failed
+        # Only the lane holder runs this, so counting in memory is safe: one query, not an update and a read.
+        earlier.attempts += 1
+        earlier.save(update_fields=["attempts"])
+        return earlier
     return execution
+
+
+def _insert(row: Model) -> None:
+    """INSERT `row`, raising IntegrityError if it exists. In autocommit, one statement; inside a
+    caller's transaction, in a savepoint, so a duplicate does not break that transaction."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    else:
+        row.save(force_insert=True)
 
 
 def _plan_for(execution: Execution, signal: Signal, exchange: Exchange, mandate: Mandate) -> Plan | None:
@@ -155,13 +175,18 @@ def _legs_execute(execution: Execution, plan: Plan, signal: Signal, exchange: Ex
 
 
 def _order_for(execution: Execution, signal: Signal, index: int, leg: Leg) -> Order:
-    order, _ = Order.objects.get_or_create(
-        execution=execution,
-        leg=index,
-        defaults={"purpose": leg.purpose, "client_order_id": client_order_id(signal, index), "symbol": signal.symbol,
-                  "side": leg.side, "position_side": leg.position_side, "quantity": leg.quantity,
-                  "reduce_only": leg.reduce_only},
-    )
+    """The leg's order: new, or the one an earlier attempt recorded (and may have sent)."""
+    order = Order(execution=execution, leg=index, purpose=leg.purpose, client_order_id=client_order_id(signal, index),
+                  symbol=signal.symbol, side=leg.side, position_side=leg.position_side, quantity=leg.quantity,
+                  reduce_only=leg.reduce_only)
+    try:
+        _insert(order)
+    except IntegrityError:
+        # Order has other unique fields: only a row for this execution and leg makes it a resumed leg.
+        earlier = Order.objects.filter(execution=execution, leg=index).first()
+        if earlier is None:
+            raise
+        return earlier
     return order
 
 

@@ -10,11 +10,13 @@ from trading.recovery import heartbeat, heartbeats_prune, orders_resolve, pendin
 from trading.services import symbol_drain
 
 
-def execute_signal(signal_id: int) -> str:
-    """Execute a queued signal, and any older ones of its symbol first."""
-    symbol = Signal.objects.filter(pk=signal_id).values_list("symbol", flat=True).first()
+def execute_signal(signal_id: int, symbol: str | None = None) -> str:
+    """Execute a queued signal, and any older ones of its symbol first. A job that carries the
+    symbol saves the worker a query; one queued with the id alone (older jobs) has it looked up."""
     if symbol is None:
-        return f"signal {signal_id} does not exist"
+        symbol = Signal.objects.filter(pk=signal_id).values_list("symbol", flat=True).first()
+        if symbol is None:
+            return f"signal {signal_id} does not exist"
     executed = symbol_drain(symbol=symbol)
     return f"{symbol}: executed {executed} signal(s)" if executed else f"{symbol}: lane busy or nothing pending"
 

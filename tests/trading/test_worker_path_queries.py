@@ -1,0 +1,186 @@
+"""The worker's path from a queued signal to its order leaving for the exchange, in statements: each is a
+round trip to the database. The path inserts first (lane, execution, order) and looks a row up only
+when the insert finds it exists, so these tests also prove a task run twice, a resumed execution and
+a resumed order still act exactly once."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
+
+from preferences.models import StrategyPreference
+from tests.trading.test_execution import queued
+from trading import deciding, sending, services
+from trading.engine import Leg
+from trading.exchange import reset_exchange
+from trading.exchange.paper import PaperExchange
+from trading.models import Execution, Order, PaperOrder, Signal
+from trading.tasks import execute_signal
+
+D = Decimal
+
+# Production runs in autocommit: BEGIN and COMMIT are statements of their own there, and are counted.
+# Tests that run in a transaction see savepoints instead; both are counted, with their own totals.
+def modes(autocommit: object = None, in_transaction: object = None) -> list:
+    """Parameters `mode` (and `expected`, when given) for a test run both ways."""
+    values = {"autocommit": autocommit, "in_transaction": in_transaction}
+    marks = {"autocommit": pytest.mark.django_db(transaction=True), "in_transaction": pytest.mark.django_db}
+    return [pytest.param(mode, *([] if value is None else [value]), marks=marks[mode], id=mode)
+            for mode, value in values.items()]
+
+SENDING = "UPDATE \"trading_order\" SET \"status\" = 'sent'"
+
+
+@pytest.fixture(autouse=True)
+def _paper(settings):
+    settings.EXCHANGE = "paper"
+    settings.PAPER_BALANCE = D("10000")
+    settings.LANE_LEASE = 60  # no lease renewal in the middle of a count, however slow the machine
+    reset_exchange()
+    yield
+    reset_exchange()
+
+
+@pytest.fixture
+def strategy() -> StrategyPreference:
+    return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, allocation_pct=D(10))
+
+
+class WorkerKilled(BaseException):
+    """The worker dies here: no `except Exception` of the execution records anything."""
+
+
+def statements_until_sent(signal: Signal) -> list[str]:
+    """Every statement from the task's start to the order's compare-and-set to `sent` (excluded)."""
+    with CaptureQueriesContext(connection) as captured:
+        run(signal)
+    statements = [query["sql"] for query in captured.captured_queries]
+    sent = [index for index, sql in enumerate(statements) if sql.startswith(SENDING)]
+    assert sent, "no order was sent"
+    return statements[: sent[0]]
+
+
+def run(signal: Signal) -> str:
+    """The task, as a job queued with the signal's id and symbol runs it."""
+    return execute_signal(signal.pk, signal.symbol)
+
+
+def touching(statements: list[str], table: str) -> list[str]:
+    return [sql.split(" ", 1)[0] for sql in statements if f'"{table}"' in sql.split(" WHERE ", 1)[0]]
+
+
+def listing(statements: list[str]) -> str:
+    return "\n".join(f"{index:3} {sql[:120]}" for index, sql in enumerate(statements))
+
+
+# --- how many ------------------------------------------------------------------------------------
+# The paper exchange keeps its book in the same database, so its statements are part of these totals.
+@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=13, in_transaction=17))
+def test_a_fresh_opening_signal_on_a_known_symbol_costs_so_many_statements(mode, expected, strategy):
+    run(queued(strategy, "buy"))  # the worker knows the symbol: its lane, account settings, equity
+    run(queued(strategy, "close"))
+    statements = statements_until_sent(queued(strategy, "buy"))
+    assert len(statements) == expected, listing(statements)
+    # The task was given the symbol: the path starts by taking the lane, in one statement.
+    assert statements[0].startswith('UPDATE "trading_symbollane"')
+    assert touching(statements, "trading_symbollane") == ["UPDATE"]
+    # The execution and the order: one INSERT each, no look-up first (then the decision is saved).
+    assert touching(statements, "trading_execution") == ["INSERT", "UPDATE"]
+    assert touching(statements, "trading_order") == ["INSERT"]
+    # ... and no transaction around them; in a caller's transaction, a savepoint each.
+    transactions = [sql.split(" ", 1)[0] for sql in statements if sql.startswith(("BEGIN", "COMMIT", "SAVEPOINT"))]
+    assert transactions == ([] if mode == "autocommit" else ["SAVEPOINT", "SAVEPOINT"]), listing(statements)
+
+
+@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=41, in_transaction=45))
+def test_the_first_signal_on_a_symbol_also_creates_its_lane(mode, expected, strategy):
+    statements = statements_until_sent(queued(strategy))
+    assert len(statements) == expected, listing(statements)
+    assert touching(statements, "trading_symbollane")[:2] == ["UPDATE", "SELECT"]  # no row yet: made, then taken
+    assert touching(statements, "trading_symbollane")[-1] == "UPDATE"
+
+
+@pytest.mark.django_db
+def test_a_job_queued_with_the_id_alone_still_runs(strategy):
+    signal = queued(strategy)
+    assert execute_signal(signal.pk) == "BTCUSDT: executed 1 signal(s)"
+    assert execute_signal(10**9) == "signal 1000000000 does not exist"
+    assert Signal.objects.get(pk=signal.pk).status == Signal.Status.DONE
+
+
+# --- and still exactly once ------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", modes())
+def test_a_second_task_for_the_signal_sends_nothing_more(mode, strategy):
+    signal = queued(strategy)
+    assert run(signal) == "BTCUSDT: executed 1 signal(s)"
+    assert run(signal) == "BTCUSDT: lane busy or nothing pending"
+    assert PaperOrder.objects.count() == 1 and Order.objects.count() == 1
+    assert Execution.objects.get(signal=signal).attempts == 1
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_an_execution_killed_after_sending_is_resumed_with_its_rows_and_decision(mode, strategy, monkeypatch):
+    signal = queued(strategy)
+    place = PaperExchange.place_market_order
+
+    def killed(self, *args, **kwargs):
+        raise WorkerKilled
+
+    monkeypatch.setattr(PaperExchange, "place_market_order", killed)  # after the compare-and-set to `sent`
+    with pytest.raises(WorkerKilled):
+        run(signal)
+    first = Execution.objects.get(signal=signal)
+    [order] = first.orders.all()
+    assert (first.attempts, order.status, Signal.objects.get(pk=signal.pk).status) == (1, "sent", "executing")
+
+    monkeypatch.setattr(PaperExchange, "place_market_order", place)
+    monkeypatch.setattr(deciding, "decide", lambda **kwargs: pytest.fail("decided again"))
+    assert run(signal) == "BTCUSDT: executed 1 signal(s)"
+    execution = Execution.objects.get(signal=signal)
+    assert (execution.pk, execution.attempts, execution.status) == (first.pk, 2, Execution.Status.FILLED)
+    assert execution.decision == first.decision
+    assert list(execution.orders.values_list("pk", "status")) == [(order.pk, "FILLED")]
+    assert PaperOrder.objects.count() == 1 and Order.objects.count() == 1
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_an_order_recorded_before_the_kill_is_taken_up_not_recorded_again(mode, strategy, monkeypatch):
+    signal = queued(strategy)
+    leg_execute = sending.leg_execute
+
+    def killed(order, **kwargs):
+        raise WorkerKilled
+
+    monkeypatch.setattr(sending, "leg_execute", killed)  # the order is recorded, still `pending`
+    with pytest.raises(WorkerKilled):
+        run(signal)
+    [order] = Order.objects.all()
+    assert order.status == Order.Status.PENDING and not PaperOrder.objects.exists()
+
+    resumed = []
+
+    def leg_execute_seen(order, **kwargs):
+        resumed.append(order.pk)
+        return leg_execute(order, **kwargs)
+
+    monkeypatch.setattr(sending, "leg_execute", leg_execute_seen)
+    run(signal)
+    assert resumed == [order.pk]
+    assert Execution.objects.get(signal=signal).attempts == 2
+    assert list(Order.objects.values_list("pk", "status")) == [(order.pk, "FILLED")]
+    assert PaperOrder.objects.count() == 1
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_an_order_that_clashes_on_another_unique_field_is_an_error_not_a_resumed_leg(mode, strategy):
+    signal = queued(strategy)
+    execution = Execution.objects.create(signal=signal, strategy=strategy.name, symbol="BTCUSDT", exchange="paper",
+                                         received_at=signal.received_at)
+    # Some other order (reported by the exchange, say) already holds this leg's client order id.
+    Order.objects.create(execution=None, leg=0, purpose="open", client_order_id=services.client_order_id(signal, 1),
+                         symbol="BTCUSDT", side="BUY", quantity=D("1"), source=Order.Source.MANUAL)
+    leg = Leg(purpose="open", side="BUY", quantity=D("0.111"), reduce_only=False, position_side="BOTH")
+    with pytest.raises(IntegrityError):
+        services._order_for(execution, signal, 1, leg)
+    assert Order.objects.count() == 1  # and a surrounding transaction is still usable
