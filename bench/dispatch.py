@@ -145,13 +145,13 @@ def _install():
 
     send = queue._send
 
-    def traced_send(signal_id):
+    def traced_send(signal_id, symbol=None):
         if transaction.get_connection().in_atomic_block:  # the ORM broker: the commit makes the job visible
-            send(signal_id)
+            send(signal_id, symbol)
             transaction.on_commit(lambda: _note("visible", signal_id))
         else:  # Redis: the push does, the moment it lands
             _note("visible", signal_id)
-            send(signal_id)
+            send(signal_id, symbol)
 
     queue._send = traced_send
 

@@ -76,9 +76,43 @@ class Saturation:
     p50: str
     p99: str
     non2xx: int
+    cpu: dict[str, float] = field(default_factory=dict)  # µs of CPU per request, by process group
 
     def __str__(self) -> str:
-        return f"{self.rps:.0f} requests/s (p50 {self.p50}, p99 {self.p99}; non-2xx: {self.non2xx})"
+        split = ", ".join(f"{group} {us:.0f}" for group, us in self.cpu.items())
+        return (f"{self.rps:.0f} requests/s (p50 {self.p50}, p99 {self.p99}; non-2xx: {self.non2xx})"
+                + (f"\n             CPU µs per request: {split}" if split else ""))
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_group(port: str) -> dict[str, float]:
+    """Seconds of CPU used so far by the processes serving one run, by group: this app's gunicorn
+    (master and workers, found by the port on their command line), PostgreSQL, Redis, wrk; and the
+    whole machine (all cores, from /proc/stat), so what else ran shows too."""
+    groups = {"gunicorn": 0.0, "postgres": 0.0, "redis": 0.0, "wrk": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        seconds = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+        if "gunicorn" in cmdline and f"127.0.0.1:{port}" in cmdline:
+            groups["gunicorn"] += seconds
+        elif comm == "postgres":
+            groups["postgres"] += seconds
+        elif comm.startswith("redis-server"):
+            groups["redis"] += seconds
+        elif comm == "wrk":
+            groups["wrk"] += seconds
+    busy = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    groups["machine"] = (sum(busy) - busy[3] - busy[4]) / TICK  # all but idle and iowait
+    return groups
 
 
 @dataclass
@@ -135,14 +169,23 @@ def saturated(base: str, *, seconds: int) -> Saturation | None:
     script = Path(tempfile.mkdtemp()) / "webhook.lua"
     run = secrets.token_hex(6)
     script.write_text(f'RUN = "{run}"\nPASSPHRASE = "{PASSPHRASE}"\n' + WRK_SCRIPT)
-    output = subprocess.run(["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), base + "/webhook"],
-                            capture_output=True, text=True, check=True).stdout
+    port = base.rsplit(":", 1)[1]
+    before = cpu_by_group(port)
+    wrk = subprocess.Popen(["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), base + "/webhook"],
+                           stdout=subprocess.PIPE, text=True)
+    time.sleep(seconds - 0.2)
+    during = cpu_by_group(port)  # wrk is still running: its own CPU is counted before it exits
+    output, _ = wrk.communicate()
+    if wrk.returncode:
+        raise RuntimeError(f"wrk failed: {output}")
     shutil.rmtree(script.parent, ignore_errors=True)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)
-    return Saturation(float(rps), p50, p99, int(non2xx.group(1)) if non2xx else 0)
+    requests = float(rps) * (seconds - 0.2)
+    cpu = {group: (during[group] - before.get(group, 0.0)) / requests * 1e6 for group in during}
+    return Saturation(float(rps), p50, p99, int(non2xx.group(1)) if non2xx else 0, cpu)
 
 
 def floor_environment(env: dict) -> dict:

@@ -27,6 +27,7 @@ SECRET_KEYS = re.compile(r"pass(word|phrase)?|secret|api_?key|token", re.IGNOREC
 SYMBOL = re.compile(r"[A-Z0-9]{2,25}")
 NUL_ESCAPE = re.compile(r"\\u0000", re.IGNORECASE)
 LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # \ud800-\udfff, the only way JSON text can hold one
 MAX_STRATEGY = 100
 MAX_ID = 100
 MAX_COMMENT = 255
@@ -76,7 +77,8 @@ def parse_body(body: bytes) -> dict:
         raise IntakeError("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise IntakeError(f"the body must be a JSON object, not {_json_type(data)}")
-    _refuse_lone_surrogates(data)
+    if SURROGATE_ESCAPE.search(text):  # text decoded from UTF-8 holds none: only an escape makes one
+        _refuse_lone_surrogates(data)
     return data
 
 

@@ -34,8 +34,9 @@ def enqueue_joins_transaction() -> bool:
     return uses_orm_broker()
 
 
-def enqueue_execution(signal_id: int) -> None:
+def enqueue_execution(signal_id: int, symbol: str | None = None) -> None:
     """Queue execution of a stored signal; call it inside the transaction that stored the signal.
+    Given the signal's symbol, the worker need not look it up.
 
     With the ORM broker the job row joins that transaction: signal and job commit together or not
     at all. Redis cannot join it, so the job is queued right after the commit; should Redis be
@@ -43,9 +44,9 @@ def enqueue_execution(signal_id: int) -> None:
     watch (trading/recovery.py) queues it within seconds of Redis answering again.
     """
     if uses_orm_broker():
-        _send(signal_id)
+        _send(signal_id, symbol)
     else:
-        transaction.on_commit(lambda: _send_or_leave_to_recovery(signal_id))
+        transaction.on_commit(lambda: _send_or_leave_to_recovery(signal_id, symbol))
 
 
 def enqueue_again(signal_id: int) -> None:
@@ -63,32 +64,37 @@ def enqueue_task(func: str, *args: object) -> None:
                      func, args, type(error).__name__, error)
 
 
-def _send_or_leave_to_recovery(signal_id: int) -> None:
+def _send_or_leave_to_recovery(signal_id: int, symbol: str | None) -> None:
     try:
-        _send(signal_id)
+        _send(signal_id, symbol)
     except Exception as error:  # the signal is committed: answering 5xx would make TradingView resend it
         logger.error("signal %s is stored but could not be queued (%s: %s); recovery will queue it",
                      signal_id, type(error).__name__, error)
 
 
-def _send(signal_id: int) -> None:
+def _send(signal_id: int, symbol: str | None = None) -> None:
     """The package async_task would build, built directly: async_task also makes a humanhash name
     (ours is given), formats two log lines whatever the log level and reads its options on every
     call: ~80 µs of CPU a job instead of 100-140 (docs/BENCHMARKS.md). The same keys and values,
     signed the same way: a worker cannot tell the two apart (tests/trading/test_queue_package.py)."""
     if Conf.SYNC or Conf.CACHED:  # run in-process or through the cache: django-q2's own path
-        async_task(EXECUTE_TASK, signal_id, broker=broker(), task_name=f"signal-{signal_id}")
+        async_task(EXECUTE_TASK, *_arguments(signal_id, symbol), broker=broker(), task_name=f"signal-{signal_id}")
         return
-    task = execution_task(signal_id)
+    task = execution_task(signal_id, symbol)
     pre_enqueue.send(sender="django_q", task=task)
     broker().enqueue(SignedPackage.dumps(task))
 
 
-def execution_task(signal_id: int) -> dict:
-    """django_q.tasks.async_task's package for execute_signal(signal_id), key for key."""
-    task: dict = {"id": uuid.uuid4().hex, "name": f"signal-{signal_id}", "func": EXECUTE_TASK, "args": (signal_id,)}
+def execution_task(signal_id: int, symbol: str | None = None) -> dict:
+    """django_q.tasks.async_task's package for execute_signal(signal_id[, symbol]), key for key."""
+    task: dict = {"id": uuid.uuid4().hex, "name": f"signal-{signal_id}", "func": EXECUTE_TASK,
+                  "args": _arguments(signal_id, symbol)}
     if Conf.ACK_FAILURES:
         task["ack_failure"] = Conf.ACK_FAILURES
     task["kwargs"] = {}
     task["started"] = timezone.now()
     return task
+
+
+def _arguments(signal_id: int, symbol: str | None) -> tuple[int] | tuple[int, str]:
+    return (signal_id, symbol) if symbol else (signal_id,)

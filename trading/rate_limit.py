@@ -16,12 +16,12 @@ import logging
 import secrets
 import time
 import weakref
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
-from redis import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,16 @@ def rate_key(address: str) -> str:
     return str(ip)
 
 
+@dataclass(frozen=True)
+class Admission:
+    """The front door's answer for one request, from one round trip to the cache."""
+
+    wait: float  # 0 when the request may go ahead (it was counted); else seconds until its window ends
+    # The deployment's strategy-settings generation, read in the same round trip (preferences/intake.py):
+    # None when the cache is not shared between processes (or is unreachable), so nothing may be cached.
+    strategies: str | None = None
+
+
 class RateLimiter:
     def __init__(self, *, namespace: str = "webhook-rate", cache_alias: str = "default") -> None:
         self.namespace = namespace
@@ -52,24 +62,28 @@ class RateLimiter:
 
     def wait_needed(self, address: str) -> float:
         """0 when the request may go ahead (and counts it); else seconds until the window ends."""
+        return self.admit(address).wait
+
+    def admit(self, address: str) -> Admission:
+        """Counts the request in its source's window and, with Redis, reads the strategy generation."""
         burst, rate = settings.WEBHOOK_RATE_BURST, settings.WEBHOOK_RATE_PER_SECOND
         window = burst / rate
         key = f"{self.namespace}:{self._epoch}:{rate_key(address)}"
         try:
-            count, remaining = self._hit(key, window)
+            count, remaining, generation = self._hit(key, window)
         except Exception as error:  # the cache is down: let signals in rather than refuse every one
             self._log_unavailable(error)
-            return 0.0
-        if count <= burst:
-            return 0.0
-        return max(remaining, 0.001)
+            return Admission(0.0)
+        return Admission(0.0 if count <= burst else max(remaining, 0.001), generation)
 
-    def _hit(self, key: str, window: float) -> tuple[int, float]:
-        """Counts one request in the source's window: (requests so far, seconds the window has left)."""
+    def _hit(self, key: str, window: float) -> tuple[int, float, str | None]:
+        """Counts one request in the source's window: (requests so far, seconds the window has left,
+        the strategy generation when the cache is shared)."""
         cache = self._cache
         if isinstance(cache, RedisCache):
             return _hit_redis(cache, key, window)
-        return _hit_atomic_cache(cache, key, window)
+        count, left = _hit_atomic_cache(cache, key, window)
+        return count, left, None
 
     def _log_unavailable(self, error: Exception) -> None:
         now = time.monotonic()
@@ -83,35 +97,66 @@ class RateLimiter:
         self._epoch = secrets.token_hex(6)
 
 
-def _hit_redis(cache: RedisCache, key: str, window: float) -> tuple[int, float]:
-    # Django's RedisCache.incr asks EXISTS before INCR (two round trips) and add + incr would be
-    # three: one MULTI/EXEC pipeline opens the window, counts, and reads its time left in one.
-    full_key = cache.make_and_validate_key(key)
-    window_ms = max(1, int(window * 1000))
-    client = _client(cache)
-    pipe = client.pipeline(transaction=True)
-    pipe.set(full_key, 0, px=window_ms, nx=True)
-    pipe.incr(full_key)
-    pipe.pttl(full_key)
-    _, count, left_ms = pipe.execute()
-    if left_ms < 0:  # a key without expiry would count forever: give it its window back
-        client.pexpire(full_key, window_ms)
-        left_ms = window_ms
-    return int(count), left_ms / 1000
+# KEYS[1]: the source's counter; KEYS[2]: the strategy generation; ARGV[1]: the window in ms.
+# INCR opens a window at the source's first request (a new key, no expiry yet: it gets the window).
+# A generation lost with Redis's memory is made anew from Redis's clock, so no process mistakes the
+# settings it cached before for current ones.
+_ADMIT = """
+local count = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+local generation = redis.call('GET', KEYS[2])
+if not generation then
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[2], 'restart-' .. now[1] .. '.' .. now[2], 'NX')
+  generation = redis.call('GET', KEYS[2])
+end
+return {count, left, generation}
+"""
 
 
-_CLIENTS: "weakref.WeakKeyDictionary[RedisCacheClient, Redis]" = weakref.WeakKeyDictionary()
+def _hit_redis(cache: RedisCache, key: str, window: float) -> tuple[int, float, str | None]:
+    # One script, one round trip: Django's RedisCache.incr asks EXISTS before INCR, and a MULTI/EXEC
+    # pipeline costs redis-py ~3x the Python of one EVALSHA (docs/BENCHMARKS.md).
+    scripts = _scripts(cache)
+    count, left_ms, generation = scripts.admit(
+        keys=[cache.make_and_validate_key(key), scripts.generation_key],
+        args=[max(1, int(window * 1000))],
+    )
+    return int(count), int(left_ms) / 1000, generation.decode() if isinstance(generation, bytes) else str(generation)
 
 
-def _client(cache: RedisCache) -> Redis:
-    """A redis-py client over the cache's write pool, made once per cache connection (Django keeps
-    one per thread, with its pool). RedisCache.get_client makes a new client per call, and a client's
-    constructor fills a table of ~170 reply parsers: ~60 µs of every request."""
+def strategies_changed() -> None:
+    """A new strategy generation for every process of the deployment (called after a strategy's
+    change commits); a no-op without a shared cache, where nothing is cached."""
+    cache = caches["default"]
+    if isinstance(cache, RedisCache):
+        scripts = _scripts(cache)
+        scripts.client.set(scripts.generation_key, secrets.token_hex(8))
+
+
+class _Scripts:
+    def __init__(self, cache: RedisCache) -> None:
+        self.client = cache._cache.get_client(write=True)
+        self.admit = self.client.register_script(_ADMIT)
+        self.generation_key = cache.make_and_validate_key("strategy-generation")
+
+
+_SCRIPTS: "weakref.WeakKeyDictionary[RedisCacheClient, _Scripts]" = weakref.WeakKeyDictionary()
+
+
+def _scripts(cache: RedisCache) -> _Scripts:
+    """A redis-py client over the cache's write pool and its registered script, made once per cache
+    connection (Django keeps one per thread, with its pool). RedisCache.get_client makes a new client
+    per call, and a client's constructor fills a table of ~170 reply parsers: ~60 µs of every request."""
     backend = cache._cache
-    client = _CLIENTS.get(backend)
-    if client is None:
-        client = _CLIENTS[backend] = backend.get_client(write=True)
-    return client
+    scripts = _SCRIPTS.get(backend)
+    if scripts is None:
+        scripts = _SCRIPTS[backend] = _Scripts(cache)
+    return scripts
 
 
 def _hit_atomic_cache(cache: BaseCache, key: str, window: float) -> tuple[int, float]:

@@ -38,6 +38,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from preferences.intake import STRATEGIES
 from preferences.matching import trade_refusal
 from preferences.models import StrategyPreference
 from trading.intake import IntakeError, ParsedSignal, idempotency_key, parse_body, parse_signal, passphrase_of, redact
@@ -138,13 +139,17 @@ def signal_receive(*, body_reader: BodyReader, content_length: str, remote_addr:
     started = time.perf_counter()
     received_at = timezone.now()
     source_ip = client_address(remote_addr, forwarded_for)
-    wait = RATE_LIMITER.wait_needed(source_ip or remote_addr)
-    if wait:
+    admission = RATE_LIMITER.admit(source_ip or remote_addr)
+    if wait := admission.wait:
         _log_throttled(source_ip)
         return Answer(429, {"status": "rejected", "error": f"too many requests from {source_ip}; retry in {wait:.1f} s"},
                       {"Retry-After": str(max(1, round(wait)))})
     try:
-        answer = _checked(body_reader, content_length, source_ip, received_at, started)
+        try:
+            answer = _checked(body_reader, content_length, source_ip, received_at, started, admission.strategies)
+        except StrategyGone:  # deleted since this process read it: read it again, once
+            STRATEGIES.forget()
+            answer = _checked(body_reader, content_length, source_ip, received_at, started, None)
     except Refusal as refusal:
         answer = _refused(refusal, source_ip, received_at, started)
     except DatabaseError:
@@ -155,7 +160,7 @@ def signal_receive(*, body_reader: BodyReader, content_length: str, remote_addr:
 
 
 def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None, received_at: datetime,
-             started: float) -> Answer:
+             started: float, generation: str | None) -> Answer:
     body = _body_within_limit(body_reader, content_length)
     if not address_allowed(source_ip):
         raise Refusal(403, f"address {source_ip} is not allowed to post signals")
@@ -165,7 +170,7 @@ def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None
         raise Refusal(400, error.message) from None
     raw_strategy = data.get("strategy")
     strategy_name = raw_strategy if isinstance(raw_strategy, str) else ""
-    preference = _preference(strategy_name.strip())
+    preference = STRATEGIES.get(strategy_name.strip(), generation) if strategy_name.strip() else None
     _authenticate(passphrase_of(data), preference, strategy_name)
     payload = redact(data)
     try:
@@ -176,18 +181,8 @@ def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None
     return _store(parsed, payload, preference, source_ip, received_at, started)
 
 
-# What the checks read of a strategy (_authenticate, _check_fresh, trade_refusal): a fifth of its
-# columns, and a fifth of the work of turning the row into an object. Reading another field on this
-# path would cost a query of its own (test_webhook_fast_path.py counts them).
-PREFERENCE_FIELDS = ("passphrase_hash", "max_signal_age", "enabled", "products")
-
-
-def _preference(name: str) -> StrategyPreference | None:
-    """The strategy's settings. Names are unique, so no ORDER BY (first() would sort by name)."""
-    if not name:
-        return None
-    found = list(StrategyPreference.objects.filter(name=name).only(*PREFERENCE_FIELDS).order_by()[:1])
-    return found[0] if found else None
+class StrategyGone(Exception):
+    """The strategy this process kept was deleted meanwhile: its signal cannot refer to it."""
 
 
 def _body_within_limit(body_reader: BodyReader, content_length: str) -> bytes:
@@ -243,21 +238,21 @@ def _store(parsed: ParsedSignal, payload: dict, preference: StrategyPreference |
     # in autocommit, the whole of it), so a duplicate rolls back nothing else and needs no savepoint.
     try:
         with _one_commit(with_job=not reason):
-            signal = Signal.objects.create(
-                **fields, preference=preference, idempotency_key=key,
+            signal_id = Signal.objects.insert(
+                **fields, preference_id=preference.pk if preference else None, idempotency_key=key,
                 status=Signal.Status.FILTERED if reason else Signal.Status.QUEUED,
                 reason=reason, http_status=200 if reason else 202,
                 queued_at=None if reason else timezone.now(), intake_us=_elapsed_us(started),
             )
             if not reason:
-                enqueue_execution(signal.pk)
+                enqueue_execution(signal_id, parsed.symbol)
     except IntegrityError:
-        return _duplicate(key, parsed, source_ip, started)
+        return _duplicate(key, parsed, source_ip, started, preference)
     if reason:
-        _log(200, "filtered", signal.pk, parsed.strategy, parsed.symbol, source_ip, started, reason)
-        return Answer(200, {"status": "filtered", "signal_id": signal.pk, "reason": reason})
-    _log(202, "queued", signal.pk, parsed.strategy, parsed.symbol, source_ip, started)
-    return Answer(202, {"status": "queued", "signal_id": signal.pk})
+        _log(200, "filtered", signal_id, parsed.strategy, parsed.symbol, source_ip, started, reason)
+        return Answer(200, {"status": "filtered", "signal_id": signal_id, "reason": reason})
+    _log(202, "queued", signal_id, parsed.strategy, parsed.symbol, source_ip, started)
+    return Answer(202, {"status": "queued", "signal_id": signal_id})
 
 
 def _one_commit(*, with_job: bool) -> AbstractContextManager:
@@ -270,8 +265,11 @@ def _one_commit(*, with_job: bool) -> AbstractContextManager:
     return nullcontext()
 
 
-def _duplicate(key: str, parsed: ParsedSignal, source_ip: str | None, started: float) -> Answer:
+def _duplicate(key: str, parsed: ParsedSignal, source_ip: str | None, started: float,
+               preference: StrategyPreference | None) -> Answer:
     original = Signal.objects.filter(idempotency_key=key).values_list("pk", flat=True).first()
+    if original is None and preference is not None:
+        raise StrategyGone  # not a duplicate: the INSERT referred to a strategy no longer there
     Signal.objects.filter(idempotency_key=key).update(duplicate_count=F("duplicate_count") + 1, last_duplicate_at=timezone.now())
     _log(200, "duplicate", original, parsed.strategy, parsed.symbol, source_ip, started)
     return Answer(200, {"status": "duplicate", "signal_id": original})
@@ -298,9 +296,8 @@ def _refused(refusal: Refusal, source_ip: str | None, received_at: datetime, sta
         f"{name}: {problem}" for name, problem in sorted(refusal.fields.items()))
     try:
         with _one_commit(with_job=False):
-            signal = Signal.objects.create(**fields, status=Signal.Status.REJECTED, reason=reason[:2000],
-                                           http_status=refusal.status, intake_us=_elapsed_us(started))
-        signal_id = signal.pk
+            signal_id = Signal.objects.insert(**fields, status=Signal.Status.REJECTED, reason=reason[:2000],
+                                              http_status=refusal.status, intake_us=_elapsed_us(started))
     except DatabaseError:
         logger.exception("webhook: could not record a refused attempt")
         signal_id = None

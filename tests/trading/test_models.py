@@ -70,3 +70,31 @@ def test_it_computes_stage_latencies_in_milliseconds():
     assert execution.latency_ms == Decimal("80.0")
     assert execution.stage_ms == {"queue": Decimal("2.0"), "dispatch": Decimal("28.0"), "prepare": Decimal("1.0"),
                                   "exchange": Decimal("49.0"), "total": Decimal("85.0")}
+
+
+@pytest.mark.parametrize("values", [
+    {},  # an attempt that never parsed: every default
+    {"payload": {"action": "buy", "note": "ünïcode ✓"}, "action": "buy", "symbol": "BTCUSDT", "quantity": Decimal("0.001"),
+     "price": Decimal("45000.5"), "strategy": "S", "sender_time": timezone.now(), "position_size": Decimal("-1.25"),
+     "stop_loss": Decimal("44000"), "source_ip": "2001:db8::1", "status": Signal.Status.QUEUED, "http_status": 202,
+     "queued_at": timezone.now(), "intake_us": 1234, "comment": "c", "market_position": "long"},
+], ids=["defaults", "a full signal"])
+def test_insert_writes_what_create_writes(values):
+    """Signal.objects.insert (the webhook's one-statement INSERT) against the ORM's create()."""
+    preference = StrategyPreference.objects.create(name="S")
+    inserted = Signal.objects.get(pk=Signal.objects.insert(**values, preference_id=preference.pk, idempotency_key="a"))
+    created = Signal.objects.create(**values, preference=preference, idempotency_key="b")
+    created.refresh_from_db()
+    differ = {"id", "idempotency_key", "received_at", "updated_at"}
+    fields = [field.attname for field in Signal._meta.concrete_fields if field.attname not in differ]
+    assert {name: getattr(inserted, name) for name in fields} == {name: getattr(created, name) for name in fields}
+    assert abs(inserted.received_at - created.received_at).total_seconds() < 5
+    assert inserted.updated_at is not None
+
+
+def test_insert_refuses_a_second_signal_with_the_same_key_and_an_unknown_field():
+    Signal.objects.insert(idempotency_key="tv-1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Signal.objects.insert(idempotency_key="tv-1")
+    with pytest.raises(TypeError, match="no field"):
+        Signal.objects.insert(preference="S")  # by attname only: preference_id

@@ -9,11 +9,13 @@ from trading.queue import EXECUTE_TASK, _send, broker
 
 
 @pytest.mark.django_db
-def test_the_package_is_the_one_async_task_builds():
-    async_task(EXECUTE_TASK, 41, broker=broker(), task_name="signal-41")
+@pytest.mark.parametrize("symbol", ["BTCUSDT", None], ids=["with its symbol", "id only (recovery)"])
+def test_the_package_is_the_one_async_task_builds(symbol):
+    arguments = (41, symbol) if symbol else (41,)
+    async_task(EXECUTE_TASK, *arguments, broker=broker(), task_name="signal-41")
     [theirs] = queued_jobs()
     clear_queue()
-    _send(41)
+    _send(41, symbol)
     [ours] = queued_jobs()
     assert list(ours) == list(theirs)  # the same keys, in the same order
     assert {k: v for k, v in ours.items() if k not in ("id", "started")} == {
@@ -21,4 +23,4 @@ def test_the_package_is_the_one_async_task_builds():
     }
     assert len(ours["id"]) == len(theirs["id"]) == 32 and ours["id"] != theirs["id"]
     assert ours["started"] >= theirs["started"]
-    assert (ours["func"], ours["args"], ours["name"]) == ("trading.tasks.execute_signal", (41,), "signal-41")
+    assert (ours["func"], ours["args"], ours["name"]) == ("trading.tasks.execute_signal", arguments, "signal-41")

@@ -72,7 +72,7 @@ def test_it_queues_the_seed_example(client, strategy):
     assert signal.idempotency_key.startswith("sha256:") and signal.queued_at and signal.intake_us > 0
     assert "passphrase" not in signal.payload and signal.payload["quantity"] == "0.001"
     [job] = queued_jobs()
-    assert (job["func"], job["args"]) == ("trading.tasks.execute_signal", (signal.pk,))
+    assert (job["func"], job["args"]) == ("trading.tasks.execute_signal", (signal.pk, "BTCUSDT"))
 
 
 def test_it_queues_a_strategy_alert_with_string_numbers_and_a_perpetual_ticker(client, strategy):
@@ -360,4 +360,4 @@ def test_it_stores_one_signal_when_many_copies_arrive_at_once(strategy):
     assert sorted(answers) == [200] * (copies - 1) + [202]
     signal = Signal.objects.get()
     assert signal.duplicate_count == copies - 1
-    assert [job["args"] for job in queued_jobs()] == [(signal.pk,)]
+    assert [job["args"] for job in queued_jobs()] == [(signal.pk, signal.symbol)]
