@@ -62,7 +62,10 @@ def _preference_now(signal: Signal) -> StrategyPreference | None:
     """The strategy's settings as they are now: the latest word wins."""
     if signal.preference_id is None:
         return None
-    return StrategyPreference.objects.filter(pk=signal.preference_id).first()
+    preference = StrategyPreference.objects.filter(pk=signal.preference_id).first()
+    if preference is not None:
+        signal.preference = preference  # what the account settings read next: no second query
+    return preference
 
 
 def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, mandate: Mandate) -> engine.Plan:

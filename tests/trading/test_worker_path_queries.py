@@ -76,7 +76,7 @@ def listing(statements: list[str]) -> str:
 
 # --- how many ------------------------------------------------------------------------------------
 # The paper exchange keeps its book in the same database, so its statements are part of these totals.
-@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=13, in_transaction=17))
+@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=12, in_transaction=16))
 def test_a_fresh_opening_signal_on_a_known_symbol_costs_so_many_statements(mode, expected, strategy):
     run(queued(strategy, "buy"))  # the worker knows the symbol: its lane, account settings, equity
     run(queued(strategy, "close"))
@@ -88,12 +88,14 @@ def test_a_fresh_opening_signal_on_a_known_symbol_costs_so_many_statements(mode,
     # The execution and the order: one INSERT each, no look-up first (then the decision is saved).
     assert touching(statements, "trading_execution") == ["INSERT", "UPDATE"]
     assert touching(statements, "trading_order") == ["INSERT"]
+    # The strategy is read once, for the decision; the account settings use that read.
+    assert touching(statements, "preferences_strategypreference") == ["SELECT"]
     # ... and no transaction around them; in a caller's transaction, a savepoint each.
     transactions = [sql.split(" ", 1)[0] for sql in statements if sql.startswith(("BEGIN", "COMMIT", "SAVEPOINT"))]
     assert transactions == ([] if mode == "autocommit" else ["SAVEPOINT", "SAVEPOINT"]), listing(statements)
 
 
-@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=41, in_transaction=45))
+@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=40, in_transaction=44))
 def test_the_first_signal_on_a_symbol_also_creates_its_lane(mode, expected, strategy):
     statements = statements_until_sent(queued(strategy))
     assert len(statements) == expected, listing(statements)
