@@ -173,7 +173,7 @@ Q_CLUSTER = {
     "retry": 90,
     "max_attempts": 3,
     "ack_failures": True,
-    "poll": float(env_decimal("Q_POLL", "0.05", low=Decimal("0.01"), high=Decimal("5"))),
+    "poll": float(env_decimal("Q_POLL", "0.03", low=Decimal("0.01"), high=Decimal("5"))),
     # Success records are pruned by the retention job (Q_SUCCESS_KEEP_DAYS), not on every save: with a
     # save_limit, django-q2 loads up to that many rows per task saved, which made the result saver fall
     # 16-28 s behind at 20 signals/s and held recycling workers (docs/BENCHMARKS.md, Steady load).

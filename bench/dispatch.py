@@ -30,7 +30,7 @@ tasks) are noted, like the periodic jobs, as what took workers away.
 not offer, through the same hook: `save_limit=0`, `recycle=5000`.
 
     .venv/bin/python bench/dispatch.py [--signals 1000] [--rate 20] [--symbols BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT]
-        [--brokers orm,redis] [--database-url postgres://…] [--redis-url redis://…] [--poll 0.05]
+        [--brokers orm,redis] [--database-url postgres://…] [--redis-url redis://…] [--poll 0.03]
     .venv/bin/python bench/dispatch.py --memory 10000 --rate 20 --brokers redis --database-url postgres://…
     .venv/bin/python bench/dispatch.py --trace …
 """
@@ -292,7 +292,7 @@ def main() -> None:
     parser.add_argument("--settle", action=argparse.BooleanOptionalAction, default=True,
                         help="after the warm-up, wait for the first scheduler tick's jobs (all schedules are due "
                              "then on a new deployment) to be done")
-    parser.add_argument("--poll", default="0.05")
+    parser.add_argument("--poll", default="0.03", help="Q_POLL (the setting's default)")
     parser.add_argument("--brokers", default="orm,redis")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--q-workers", type=int, default=2)
