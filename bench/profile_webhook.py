@@ -25,7 +25,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(BENCH.parent))  # the project, for alsatrade.wsgi
-from common import ROOT, alert_body, environment, machine, prepare  # noqa: E402
+from common import ROOT, alert_body, environment, machine, prepare, signals_empty  # noqa: E402
 
 WSGIApp = Callable[[dict, Callable], object]
 
@@ -190,6 +190,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     env = environment(database_url=args.database_url, redis_url=args.redis_url)
     prepare(env)
+    signals_empty(env)  # as the floor's table is emptied (floor/prepare.py)
     floor_env = {**env, "PYTHONPATH": str(BENCH), "DJANGO_SETTINGS_MODULE": "floor.settings"}
     subprocess.run([sys.executable, "-m", "floor.prepare"], cwd=ROOT, env=floor_env, check=True)
     times: dict[str, list[float]] = {"floor": [], "webhook": []}

@@ -46,6 +46,7 @@ from common import (  # noqa: E402
     percentile,
     prepare,
     serving,
+    signals_empty,
     summary,
 )
 
@@ -271,6 +272,8 @@ def main() -> None:
     for broker in args.brokers.split(","):
         env = environment(database_url=args.database_url, redis_url=args.redis_url if broker == "redis" else None)
         prepare(env)
+        if args.floor:
+            signals_empty(env)  # the floor starts from an empty table too (floor/prepare.py)
         app, floor = Results(), Results() if args.floor else None
         floor_env = floor_environment({**env, "REDIS_URL": args.redis_url})
         with serving(env, web_workers=args.web_workers) as base, \
