@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pstats
+import re
 import subprocess
 import sys
 import time
@@ -124,6 +125,21 @@ def parts(requests: int) -> None:
     broker().purge_queue()
 
 
+def instructions_per_request(app: str, requests: int, env: dict) -> float:
+    """Instructions the app's process executes per request: a child run under callgrind with `requests`
+    requests, less one with none (start-up and warm-up are the same in both). Instruction counts do
+    not depend on what else the machine is doing, unlike the CPU times above."""
+
+    def counted(n: int) -> int:
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+                   "--child", app, "--requests", str(n), "--profiler", "none"]
+        run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                             check=True)
+        return int(re.search(r"Collected : (\d+)", run.stderr).group(1))
+
+    return (counted(requests) - counted(0)) / requests
+
+
 def child(app: str, requests: int, profiler: str, top: int) -> None:
     """In the subprocess: import the app, warm up, time, then profile."""
     import common
@@ -141,6 +157,8 @@ def child(app: str, requests: int, profiler: str, top: int) -> None:
         return codes
 
     loop(200)
+    if not requests:  # start-up and warm-up only (instructions_per_request's baseline)
+        return
     backend = _backend_cpu_reader()
     started, cpu, db_cpu = time.perf_counter(), time.process_time(), backend()
     codes = loop(requests)
@@ -179,6 +197,9 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--parts", action="store_true", help="also time each step of the webhook's path alone")
+    parser.add_argument("--instructions", type=int, default=0, metavar="N",
+                        help="also count CPU instructions per request of each app's Python process under valgrind's "
+                             "callgrind (N requests; repeatable where timings swing with the machine)")
     parser.add_argument("--child", choices=["webhook", "floor", "parts"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "parts":
@@ -212,6 +233,12 @@ def main() -> None:
     print(f"best of {args.rounds}: floor {floor_us:.0f} µs, webhook {app_us:.0f} µs; floor ÷ webhook = {floor_us / app_us:.2f}")
     print(f"CPU (Python + PostgreSQL backend), best of {args.rounds}: floor {floor_cpu:.0f} µs, webhook {app_cpu:.0f} µs; "
           f"floor ÷ webhook = {floor_cpu / app_cpu:.2f}")
+    if args.instructions:
+        counted = {app: instructions_per_request(app, args.instructions, floor_env if app == "floor" else env)
+                   for app in ("floor", "webhook")}
+        print(f"instructions per request (Python process, callgrind, {args.instructions} requests): floor "
+              f"{counted['floor'] / 1e6:.2f} M, webhook {counted['webhook'] / 1e6:.2f} M; "
+              f"floor ÷ webhook = {counted['floor'] / counted['webhook']:.2f}", flush=True)
     if args.parts:
         print("the webhook's steps, each alone:", flush=True)
         subprocess.run([sys.executable, __file__, "--child", "parts", "--requests", str(args.requests)], cwd=ROOT, env=env,
