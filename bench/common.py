@@ -87,6 +87,26 @@ def prepare(env: dict) -> None:
         manage(env, "shell", "-c", "from trading.queue import broker; broker().purge_queue()")
 
 
+def machine_cpu() -> tuple[int, int]:
+    """(busy, all) clock ticks over every core since boot, from /proc/stat."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def quiet(*, below: float = 0.2, longest: float = 20.0) -> float:
+    """Wait until the machine's cores are less than `below` busy over a second (the previous run's
+    after-effects, PostgreSQL writing back, have passed), at most `longest` seconds; how busy it was."""
+    deadline = time.monotonic() + longest
+    while True:
+        busy, total = machine_cpu()
+        time.sleep(1)
+        busy_after, total_after = machine_cpu()
+        share = (busy_after - busy) / max(1, total_after - total)
+        if share < below or time.monotonic() > deadline:
+            return share
+
+
 def signals_empty(env: dict) -> None:
     """Start from an empty Signal table, as the floor does from an empty one of its own: runs before
     would otherwise leave the webhook inserting into a table (and indexes) of 100,000s of rows, the

@@ -58,6 +58,7 @@ from common import (  # noqa: E402
     children,
     environment,
     machine,
+    machine_cpu,
     manage,
     percentile,
     prepare,
@@ -713,13 +714,6 @@ def database_cpu(database: str) -> dict[int, int]:
         except OSError:
             continue
     return found
-
-
-def machine_cpu() -> tuple[int, int]:
-    """(busy, all) clock ticks over every core since boot, from /proc/stat."""
-    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return sum(ticks) - idle, sum(ticks)
 
 
 def cpu_ticks(pid: int) -> int:

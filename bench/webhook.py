@@ -45,6 +45,7 @@ from common import (  # noqa: E402
     machine,
     percentile,
     prepare,
+    quiet,
     serving,
     signals_empty,
     summary,
@@ -220,10 +221,14 @@ def serving_floor(env: dict, *, web_workers: int) -> Iterator[str]:
 
 def measure(name: str, base: str, results: Results, args: argparse.Namespace) -> None:
     """One round for one app: warm-up, fixed rate, then saturation."""
+    # The previous saturated run's after-effects (PostgreSQL writing back, the other app's table) would
+    # land in this one's tail: let the machine settle first.
+    busy = quiet()
     fixed_rate(base, rate=args.rate, seconds=2)  # warm-up: connections, imports, caches
     latencies, codes = fixed_rate(base, rate=args.rate, seconds=args.seconds)
     results.latencies.append(latencies)
-    print(f"  {name:8} {args.rate} req/s for {args.seconds} s: ack latency ms {summary(latencies)}; answers {json.dumps(codes)}",
+    print(f"  {name:8} {args.rate} req/s for {args.seconds} s (cores {busy:.0%} busy before): ack latency ms "
+          f"{summary(latencies)}; answers {json.dumps(codes)}",
           flush=True)
     run = saturated(base, seconds=args.seconds)
     if run is None:
