@@ -43,6 +43,7 @@ from common import (  # noqa: E402
     environment,
     free_port,
     machine,
+    machine_cpu,
     percentile,
     prepare,
     quiet,
@@ -112,8 +113,7 @@ def cpu_by_group(port: str) -> dict[str, float]:
             groups["redis"] += seconds
         elif comm == "wrk":
             groups["wrk"] += seconds
-    busy = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    groups["machine"] = (sum(busy) - busy[3] - busy[4]) / TICK  # all but idle and iowait
+    groups["machine"] = machine_cpu()[0] / TICK
     return groups
 
 

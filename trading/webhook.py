@@ -170,7 +170,8 @@ def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None
         raise Refusal(400, error.message) from None
     raw_strategy = data.get("strategy")
     strategy_name = raw_strategy if isinstance(raw_strategy, str) else ""
-    preference = STRATEGIES.get(strategy_name.strip(), generation) if strategy_name.strip() else None
+    lookup = strategy_name.strip()
+    preference = STRATEGIES.get(lookup, generation) if lookup else None
     _authenticate(passphrase_of(data), preference, strategy_name)
     payload = redact(data)
     try:
