@@ -152,6 +152,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DB_CONN_MAX_AGE", 60, low=0, high=3600))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if env_bool("DB_PREPARED_STATEMENTS", True):
+        # Values sent apart from the statement, and a statement run 5 times on a connection prepared
+        # there: PostgreSQL parses and plans the webhook's INSERT and the worker's statements once per
+        # connection, not on every run (docs/BENCHMARKS.md). Off (0) behind a pooler in transaction
+        # mode that cannot keep prepared statements (PgBouncer before 1.21).
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, broker, worker ---------------------------------------------------------------------

@@ -169,7 +169,7 @@ def _install():
     pusher.SignedPackage = TracedPackage
 
     # In a worker: every query of an execute_signal task, timed, written out when the task ends.
-    running = {"signal": None, "queries": []}
+    running = {"signal": None, "queries": [], "began": 0.0}
 
     def timed(execute, sql, params, many, context):
         started = time.perf_counter()
@@ -177,14 +177,15 @@ def _install():
             return execute(sql, params, many, context)
         finally:
             if running["signal"] is not None:
-                running["queries"].append((sql[:100], (time.perf_counter() - started) * 1000))
+                running["queries"].append((sql[:100], (time.perf_counter() - started) * 1000,
+                                           (started - running["began"]) * 1000))
 
     def began(sender, func, task, **kwargs):
         if task.get("func") == queue.EXECUTE_TASK:
             _note("began", task["args"][0])
             if timed not in connection.execute_wrappers:
                 connection.execute_wrappers.append(timed)
-            running["signal"], running["queries"] = task["args"][0], []
+            running["signal"], running["queries"], running["began"] = task["args"][0], [], time.perf_counter()
 
     def ended(sender, func, task, **kwargs):
         if task.get("func") == queue.EXECUTE_TASK:
@@ -537,7 +538,7 @@ def report_disturbances(broker: str, executions: list[Execution], jobs: list[Job
 class Trace:
     """What the trace hook noted besides each signal's events."""
 
-    queries: dict[int, list[tuple[str, float]]] = field(default_factory=dict)  # signal → its task's queries
+    queries: dict[int, list[tuple[str, float, float]]] = field(default_factory=dict)  # signal → its task's queries
     spawns: list[float] = field(default_factory=list)  # when worker processes started (first and recycled)
 
 
@@ -549,7 +550,7 @@ def read_trace(executions: list[Execution], notes: Path) -> Trace:
         for line in log.read_text().splitlines():
             if log.suffix == ".sql":
                 task = json.loads(line)
-                trace.queries[task["signal"]] = [(sql, ms) for sql, ms in task["queries"]]
+                trace.queries[task["signal"]] = [(sql, ms, at) for sql, ms, at in task["queries"]]
                 continue
             moment, event, key = line.split()
             if event == "spawned":
@@ -562,7 +563,7 @@ def read_trace(executions: list[Execution], notes: Path) -> Trace:
     return trace
 
 
-def report_trace(broker: str, executions: list[Execution], queries: dict[int, list[tuple[str, float]]]) -> None:
+def report_trace(broker: str, executions: list[Execution], queries: dict[int, list[tuple[str, float, float]]]) -> None:
     """Dispatch split at the traced events, and the worker's queries before the order."""
     # A signal whose lane was busy is executed by the holder, which drains the symbol: often before
     # its own task reaches a worker. Only signals executed by their own task split cleanly.
@@ -577,9 +578,9 @@ def report_trace(broker: str, executions: list[Execution], queries: dict[int, li
     lag = [(e.times["saved"] - e.times["done"]) * 1000 for e in executions if "saved" in e.times and "done" in e.times]
     if lag:
         print(f"[{broker}] monitor: task done → its result saved ms {summary(lag)}")
-    phases: dict[str, list[list[tuple[str, float]]]] = {"task → started_at": [], "started_at → sent": []}
+    phases: dict[str, list[list[tuple[str, float, float]]]] = {"task → started_at": [], "started_at → sent": []}
     for execution in own:
-        statements = [sql for sql, _ in queries.get(execution.signal, [])]
+        statements = [sql for sql, *_ in queries.get(execution.signal, [])]
         inserts = [i for i, sql in enumerate(statements) if sql.startswith('INSERT INTO "trading_execution"')]
         sends = [i for i, sql in enumerate(statements) if sql.startswith('UPDATE "trading_order" SET "status"')]
         if len(inserts) != 1 or not sends:
@@ -591,15 +592,25 @@ def report_trace(broker: str, executions: list[Execution], queries: dict[int, li
         if not tasks:
             continue
         print(f"[{broker}] {phase}: queries per signal p50 {percentile([len(t) for t in tasks], 50):.0f}; "
-              f"their time ms {summary([sum(ms for _, ms in t) for t in tasks])}")
+              f"their time ms {summary([sum(ms for _, ms, _ in t) for t in tasks])}")
         by_statement: dict[str, list[float]] = {}
         for task in tasks:
-            for sql, ms in task:
+            for sql, ms, _ in task:
                 by_statement.setdefault(sql[:70], []).append(ms)
         heaviest = sorted(by_statement.items(), key=lambda item: -sum(item[1]))[:6]
         for sql, times in heaviest:
             print(f"[{broker}]     {len(times) / len(tasks):.1f}× mean {statistics.fmean(times):.2f} "
                   f"p99 {percentile(times, 99):.2f} ms  {sql}")
+        # The rest is Python (and, before the first query, the connection's health check, which runs
+        # on the driver's cursor and is not seen here): the time from the task's start to each query's.
+        before = [t[0][2] for t in tasks if t]
+        between = [sum(later[2] - (earlier[2] + earlier[1]) for earlier, later in zip(t, t[1:], strict=False))
+                   for t in tasks]
+        if phase == "task → started_at" and before:
+            print(f"[{broker}]     outside queries: task start → first query ms {summary(before)}; "
+                  f"between queries ms {summary(between)}")
+        elif between:
+            print(f"[{broker}]     outside queries: between queries ms {summary(between)}")
 
 
 def save(path: Path, sent: list[Sent], executions: list[Execution]) -> None:

@@ -43,9 +43,9 @@ def symbol_drain(*, symbol: str) -> int:
     seen: set[int] = set()
     while (lane := Lane.acquire(symbol)) is not None:
         try:
-            while (signal := _next_pending(symbol, exclude=seen)) is not None:
+            while (signal := _next_claimed(symbol, exclude=seen)) is not None:
                 seen.add(signal.pk)
-                signal_execute(signal=signal, lane=lane)
+                signal_execute(signal=signal, lane=lane, claimed=True)
         except LaneLost as lost:
             logger.warning("%s: stopped, another worker goes on (%s)", symbol, lost)
             return len(seen)
@@ -67,11 +67,37 @@ def _next_pending(symbol: str, *, exclude: set[int]) -> Signal | None:
     )
 
 
+def _next_claimed(symbol: str, *, exclude: set[int]) -> Signal | None:
+    """The symbol's oldest pending signal, claimed (`executing`): what _next_pending then _claim do,
+    in one statement (UPDATE … RETURNING, PostgreSQL and SQLite ≥ 3.35 alike), so a round trip and a
+    query build fewer stand before each order (docs/BENCHMARKS.md). Only the lane holder claims."""
+    if not connection.features.can_return_rows_from_bulk_insert:  # a database without RETURNING
+        signal = _next_pending(symbol, exclude=exclude)
+        return signal if signal is None or _claim(signal) else None
+    pending = ", ".join(["%s"] * len(PENDING_SIGNALS))
+    skipped = f" AND {_q('id')} NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
+    sql = (f"UPDATE {_q(Signal._meta.db_table)} SET {_q('status')} = %s WHERE {_q('id')} = ("
+           f"SELECT {_q('id')} FROM {_q(Signal._meta.db_table)} WHERE {_q('symbol')} = %s "
+           f"AND {_q('status')} IN ({pending}){skipped} ORDER BY {_q('received_at')}, {_q('id')} LIMIT 1) "
+           f"AND {_q('status')} IN ({pending}) RETURNING {_signal_columns()}")
+    params = [Signal.Status.EXECUTING, symbol, *PENDING_SIGNALS, *sorted(exclude), *PENDING_SIGNALS]
+    return next(iter(Signal.objects.raw(sql, params)), None)
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _signal_columns() -> str:
+    return ", ".join(_q(field.column) for field in Signal._meta.concrete_fields if field.column)
+
+
 # --- one signal ------------------------------------------------------------------------------------
-def signal_execute(*, signal: Signal, lane: Lane) -> Execution | None:
-    """Execute one pending signal while holding its symbol's lane. Raises LaneLost if the lane goes:
-    the execution is then left for the next holder, which resumes it where it stopped."""
-    if not _claim(signal):
+def signal_execute(*, signal: Signal, lane: Lane, claimed: bool = False) -> Execution | None:
+    """Execute one pending signal while holding its symbol's lane (`claimed`: _next_claimed has
+    claimed it). Raises LaneLost if the lane goes: the execution is then left for the next holder,
+    which resumes it where it stopped."""
+    if not claimed and not _claim(signal):
         return None  # someone else finished it
     execution = _execution_for(signal)
     mandate = Mandate(lane=lane, received_at=signal.received_at)

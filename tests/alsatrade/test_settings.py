@@ -87,3 +87,16 @@ def test_it_passes_the_deployment_checks_with_production_values():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize("value, options", [(None, "True 5"), ("1", "True 5"), ("0", "None None")])
+def test_postgresql_prepares_its_statements_unless_told_not_to(value, options):
+    """DB_PREPARED_STATEMENTS: values bound by the server and hot statements prepared (docs/CONFIGURATION.md)."""
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "o = s.DATABASES['default'].get('OPTIONS', {}); print(o.get('server_side_binding'), o.get('prepare_threshold'))")
+    env = {"DEBUG": "1", "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"}
+    if value is not None:
+        env["DB_PREPARED_STATEMENTS"] = value
+    result = start(env, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == options

@@ -361,3 +361,16 @@ def test_it_stores_one_signal_when_many_copies_arrive_at_once(strategy):
     signal = Signal.objects.get()
     assert signal.duplicate_count == copies - 1
     assert [job["args"] for job in queued_jobs()] == [(signal.pk, signal.symbol)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_on_postgresql_the_signal_insert_is_prepared_once_it_repeats(client, strategy):
+    """DB_PREPARED_STATEMENTS (on by default): the webhook's INSERT is parsed and planned once per
+    connection, not per request."""
+    for index in range(6):
+        response = post(client, fixture("seed_example.json", id=f"prepared-{index}"))
+        assert response.status_code == 202, response.content
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(statement.startswith('INSERT INTO "trading_signal"') for statement in prepared), prepared

@@ -76,7 +76,7 @@ def listing(statements: list[str]) -> str:
 
 # --- how many ------------------------------------------------------------------------------------
 # The paper exchange keeps its book in the same database, so its statements are part of these totals.
-@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=12, in_transaction=16))
+@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=11, in_transaction=15))
 def test_a_fresh_opening_signal_on_a_known_symbol_costs_so_many_statements(mode, expected, strategy):
     run(queued(strategy, "buy"))  # the worker knows the symbol: its lane, account settings, equity
     run(queued(strategy, "close"))
@@ -85,6 +85,8 @@ def test_a_fresh_opening_signal_on_a_known_symbol_costs_so_many_statements(mode,
     # The task was given the symbol: the path starts by taking the lane, in one statement.
     assert statements[0].startswith('UPDATE "trading_symbollane"')
     assert touching(statements, "trading_symbollane") == ["UPDATE"]
+    # The signal: found and claimed in one UPDATE … RETURNING.
+    assert touching(statements, "trading_signal") == ["UPDATE"]
     # The execution and the order: one INSERT each, no look-up first (then the decision is saved).
     assert touching(statements, "trading_execution") == ["INSERT", "UPDATE"]
     assert touching(statements, "trading_order") == ["INSERT"]
@@ -95,12 +97,23 @@ def test_a_fresh_opening_signal_on_a_known_symbol_costs_so_many_statements(mode,
     assert transactions == ([] if mode == "autocommit" else ["SAVEPOINT", "SAVEPOINT"]), listing(statements)
 
 
-@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=40, in_transaction=44))
+@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=39, in_transaction=43))
 def test_the_first_signal_on_a_symbol_also_creates_its_lane(mode, expected, strategy):
     statements = statements_until_sent(queued(strategy))
     assert len(statements) == expected, listing(statements)
     assert touching(statements, "trading_symbollane")[:2] == ["UPDATE", "SELECT"]  # no row yet: made, then taken
     assert touching(statements, "trading_symbollane")[-1] == "UPDATE"
+
+
+@pytest.mark.django_db
+def test_without_update_returning_the_signal_is_found_then_claimed_in_order(strategy, monkeypatch):
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+    first, second = queued(strategy, "buy"), queued(strategy, "close")
+    statements = statements_until_sent(first)
+    assert touching(statements, "trading_signal") == ["SELECT", "UPDATE"]
+    assert Signal.objects.get(pk=first.pk).status == Signal.Status.DONE
+    assert Signal.objects.get(pk=second.pk).status == Signal.Status.DONE  # drained after it, oldest first
+    assert Execution.objects.get(signal=first).id < Execution.objects.get(signal=second).id
 
 
 @pytest.mark.django_db
