@@ -24,6 +24,11 @@ def broker() -> Broker:
     return get_broker()
 
 
+def broker_connect() -> None:
+    """Open the broker's connection now (a Redis round trip; nothing with the ORM broker)."""
+    broker().ping()
+
+
 def uses_orm_broker() -> bool:
     return bool(settings.Q_CLUSTER.get("orm"))
 

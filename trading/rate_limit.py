@@ -85,6 +85,15 @@ class RateLimiter:
         count, left = _hit_atomic_cache(cache, key, window)
         return count, left, None
 
+    def warm_up(self) -> None:
+        """Connect to the shared cache and load the admission script into it, counting nothing: a
+        process's first request then pays neither (nor importing redis-py, which Django's cache does
+        on first use). Raises what the cache raises."""
+        cache = self._cache
+        if isinstance(cache, RedisCache):
+            scripts = _scripts(cache)
+            scripts.client.script_load(_ADMIT)
+
     def _log_unavailable(self, error: Exception) -> None:
         now = time.monotonic()
         if now - self._last_error_log >= 10:

@@ -17,6 +17,7 @@ headers as through the full stack, where every other method (405, OPTIONS) still
 import hmac
 import ipaddress
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
@@ -26,7 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -43,7 +44,7 @@ from preferences.matching import trade_refusal
 from preferences.models import StrategyPreference
 from trading.intake import IntakeError, ParsedSignal, idempotency_key, parse_body, parse_signal, passphrase_of, redact
 from trading.models import Signal
-from trading.queue import enqueue_execution, enqueue_joins_transaction
+from trading.queue import broker_connect, enqueue_execution, enqueue_joins_transaction
 from trading.rate_limit import RATE_LIMITER
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,38 @@ class WebhookFastPath:
         response["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
         response["Content-Length"] = str(len(response.content))
         return response
+
+
+_SAMPLE = (b'{"action": "buy", "symbol": "BTCUSDT.P", "strategy": "warm-up", "time": "2025-01-15T14:30:05Z", '
+           b'"quantity": "0.001", "price": 45000, "passphrase": "-"}')
+
+
+def warm_up() -> None:
+    """Pay at start-up what a web process's first webhook would otherwise pay after stamping its
+    receipt: importing redis-py (Django's cache imports it on first use), connecting to the database,
+    Redis and the broker, loading the rate limit's script, and the parser's first run. That first
+    request took ~70 ms of intake on an idle 2-core VM and several hundred under load: the window in
+    which a younger signal, served by a warm process, is stored and executed first (docs/EXECUTION.md,
+    step 1). alsatrade/wsgi.py calls it before the process takes requests. Best effort: a process
+    whose database or Redis is away still starts, and its first webhook answers as it would have."""
+    try:
+        redact(parse_body(_SAMPLE))
+        idempotency_key(parse_signal(parse_body(_SAMPLE)))
+        RATE_LIMITER.warm_up()
+        broker_connect()
+        connection.ensure_connection()
+        _connections_closed_before_fork()
+    except Exception as error:
+        logger.warning("webhook warm-up stopped early (%s: %s); the first webhook pays for the rest",
+                       type(error).__name__, error)
+
+
+@lru_cache(maxsize=1)
+def _connections_closed_before_fork() -> None:
+    """A process forked from this one (gunicorn's master under --preload, which is not how this app
+    is served, but a setting away) must not share its database connection: close it before any fork.
+    redis-py's pools notice a fork by themselves."""
+    os.register_at_fork(before=connections.close_all)
 
 
 def _receive(request: HttpRequest) -> Answer:
