@@ -140,8 +140,9 @@ def warm_up() -> None:
     step 1). alsatrade/wsgi.py calls it before the process takes requests. Best effort: a process
     whose database or Redis is away still starts, and its first webhook answers as it would have."""
     try:
-        redact(parse_body(_SAMPLE))
-        idempotency_key(parse_signal(parse_body(_SAMPLE)))
+        data = parse_body(_SAMPLE)
+        redact(data)
+        idempotency_key(parse_signal(data))
         RATE_LIMITER.warm_up()
         broker_connect()
         connection.ensure_connection()
