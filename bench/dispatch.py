@@ -578,16 +578,19 @@ def report_trace(broker: str, executions: list[Execution], queries: dict[int, li
     lag = [(e.times["saved"] - e.times["done"]) * 1000 for e in executions if "saved" in e.times and "done" in e.times]
     if lag:
         print(f"[{broker}] monitor: task done → its result saved ms {summary(lag)}")
-    phases: dict[str, list[list[tuple[str, float, float]]]] = {"task → started_at": [], "started_at → sent": []}
+    # The worker's queries, split where the signal is claimed: the lane and the claim, then the
+    # decision, the rows and the compare-and-set (which comes after `sent_at` is stamped).
+    phases: dict[str, list[list[tuple[str, float, float]]]] = {"task → claimed": [], "claimed → sent": []}
     for execution in own:
         statements = [sql for sql, *_ in queries.get(execution.signal, [])]
+        claims = [i for i, sql in enumerate(statements) if sql.startswith('UPDATE "trading_signal" SET "status"')]
         inserts = [i for i, sql in enumerate(statements) if sql.startswith('INSERT INTO "trading_execution"')]
         sends = [i for i, sql in enumerate(statements) if sql.startswith('UPDATE "trading_order" SET "status"')]
-        if len(inserts) != 1 or not sends:
+        if len(inserts) != 1 or not sends or not claims or claims[0] > sends[0]:
             continue  # the task executed several signals (it drained its symbol): no clean split
         task = queries[execution.signal]
-        phases["task → started_at"].append(task[:inserts[0]])
-        phases["started_at → sent"].append(task[inserts[0]:sends[0]])
+        phases["task → claimed"].append(task[:claims[0] + 1])
+        phases["claimed → sent"].append(task[claims[0] + 1:sends[0] + 1])
     for phase, tasks in phases.items():
         if not tasks:
             continue
@@ -606,7 +609,7 @@ def report_trace(broker: str, executions: list[Execution], queries: dict[int, li
         before = [t[0][2] for t in tasks if t]
         between = [sum(later[2] - (earlier[2] + earlier[1]) for earlier, later in zip(t, t[1:], strict=False))
                    for t in tasks]
-        if phase == "task → started_at" and before:
+        if phase == "task → claimed" and before:
             print(f"[{broker}]     outside queries: task start → first query ms {summary(before)}; "
                   f"between queries ms {summary(between)}")
         elif between:

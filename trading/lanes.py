@@ -8,7 +8,7 @@ lane. A lane is held by one `Lane` object, named `host:pid:token`:
 - a holder on this host whose process is gone is dead *now*: `dead_lanes_free` frees its lanes
   without waiting for the lease (a worker restarted after a crash resumes at once);
 - `Lane.check()` raises LaneLost once the lease is gone, and the order sender's compare-and-set
-  only moves an order to `sent` while the lease is held (`Lane.held_now()`).
+  only moves an order to `sent` while the lease is held (`held`).
 """
 
 import logging
@@ -22,10 +22,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, Q, Value
+from django.db.models import DateTimeField, DurationField, Exists, ExpressionWrapper, Q, QuerySet, Value
 from django.db.models.functions import Now
 
 from trading.models import SymbolLane
+from trading.reused import ReusedUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,26 @@ def _lease() -> timedelta:
     return timedelta(seconds=settings.LANE_LEASE)
 
 
-def _lease_end() -> ExpressionWrapper:
+def _lease_end(lease: timedelta | None = None) -> ExpressionWrapper:
     """`now + lease` on the database's clock."""
-    return ExpressionWrapper(Now() + Value(_lease()), output_field=DateTimeField())
+    return ExpressionWrapper(Now() + Value(_lease() if lease is None else lease, output_field=DurationField()),
+                             output_field=DateTimeField())
+
+
+def held(symbol: str, holder: str) -> Exists:
+    """True while `holder` holds the symbol's lane under a live lease (a condition for an UPDATE)."""
+    return Exists(SymbolLane.objects.filter(symbol=symbol, holder=holder, lease_until__gte=Now()))
+
+
+def _take_update(*, symbol: str, holder: str, lease: timedelta) -> tuple[QuerySet[SymbolLane], dict[str, object]]:
+    """Lease the lane to `holder` if it is free or its lease lapsed."""
+    return (SymbolLane.objects.filter(symbol=symbol).filter(Q(holder="") | Q(lease_until__lt=Now())),
+            {"holder": holder, "lease_until": _lease_end(lease)})
+
+
+# Taking a lane is the first statement of every task: its SQL is written once (trading/reused.py).
+_TAKE = ReusedUpdate(_take_update, symbol=SymbolLane._meta.get_field("symbol"),
+                     holder=SymbolLane._meta.get_field("holder"), lease=DurationField())
 
 
 class Lane:
@@ -70,16 +88,7 @@ class Lane:
     @staticmethod
     def _take(symbol: str, holder: str) -> bool:
         """The conditional UPDATE that leases the lane to `holder` if it is free or its lease lapsed."""
-        taken = (
-            SymbolLane.objects.filter(symbol=symbol)
-            .filter(Q(holder="") | Q(lease_until__lt=Now()))
-            .update(holder=holder, lease_until=_lease_end())
-        )
-        return taken == 1
-
-    def held_now(self) -> Exists:
-        """A condition for a conditional UPDATE: true while this lane's lease is held."""
-        return Exists(SymbolLane.objects.filter(symbol=self.symbol, holder=self.holder, lease_until__gte=Now()))
+        return _TAKE.run(symbol=symbol, holder=holder, lease=_lease()) == 1
 
     def renew(self) -> bool:
         """Extend the lease, only if it is still ours and has not lapsed; False marks it lost."""

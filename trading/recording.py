@@ -146,7 +146,7 @@ def execution_finish(execution: Execution, status: str, reason: str, *, signal_s
         signal_status = Signal.Status.DONE if ok else Signal.Status.FAILED
     execution.status, execution.reason, execution.finished_at = status, reason, timezone.now()
     execution.error_code, execution.error_message = error_code[:20], error_message
-    if status == Execution.Status.FAILED:
+    if status == Execution.Status.FAILED and execution.pk is not None:  # a row not yet written has no orders
         _orders_settle(execution, reason)
         # Gave up, yet an order filled meanwhile (the user data stream recorded it): say so.
         for client_order_id in execution.orders.filter(status=Order.Status.FILLED).values_list("client_order_id", flat=True):
@@ -160,7 +160,9 @@ def execution_finish(execution: Execution, status: str, reason: str, *, signal_s
         logger.exception("recording execution %s failed; recording its outcome alone", execution.pk)
         reason = f"{reason} (recording the details failed: {type(error).__name__})"
         with transaction.atomic():
-            Execution.objects.filter(pk=execution.pk).update(status=status, reason=reason, finished_at=execution.finished_at)
+            # By its signal: a first attempt's row may not be written yet (nothing to update then).
+            Execution.objects.filter(signal_id=execution.signal_id).update(status=status, reason=reason,
+                                                                           finished_at=execution.finished_at)
             Signal.objects.filter(pk=execution.signal_id).update(status=signal_status, reason=reason, updated_at=timezone.now())
     logger.info("signal %s %s: %s (%s)", execution.signal_id, execution.symbol, status, reason)
     execution_finished(execution.pk, status)

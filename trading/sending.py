@@ -15,15 +15,18 @@ looked up first, so a worker that died after sending never causes a second order
 """
 
 import logging
+from datetime import datetime
+from typing import Any
 
-from django.db.models import Q
+from django.db.models import Field, Q, QuerySet
 from django.utils import timezone
 
 from trading import recording
 from trading.exchange import Exchange, OrderRequest, OrderResult, OutcomeUnknown, PermanentError, RetryableError
-from trading.lanes import LaneLost
+from trading.lanes import LaneLost, held
 from trading.mandate import FIRST_PAUSE, LONGEST_PAUSE, GaveUp, Mandate
-from trading.models import Order
+from trading.models import Order, SymbolLane
+from trading.reused import ReusedUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -78,16 +81,37 @@ def _send(order: Order, exchange: Exchange, mandate: Mandate, request: OrderRequ
 
 def _claim(order: Order, mandate: Mandate, stamp: int) -> None:
     """The compare-and-set to `sent`: from exactly the state this worker saw, by the lane holder."""
-    seen = Q(sent_stamp__isnull=True) if order.sent_stamp is None else Q(sent_stamp=order.sent_stamp)
     now = timezone.now()
-    changed = (
-        Order.objects.filter(seen, pk=order.pk, status=order.status)
-        .filter(mandate.lane.held_now())
-        .update(status=Order.Status.SENT, sent_stamp=stamp, sent_at=now, updated_at=now)
-    )
+    values = {"pk": order.pk, "status": order.status, "stamp": stamp, "now": now, "symbol": mandate.lane.symbol,
+              "holder": mandate.lane.holder}
+    if order.sent_stamp is None:
+        changed = _CLAIM_UNSENT.run(**values)
+    else:
+        changed = _CLAIM_RESENT.run(**values, seen=order.sent_stamp)
     if changed != 1:
         raise LaneLost(f"order {order.client_order_id} changed hands or the lane was lost: not sending it")
     order.status, order.sent_stamp, order.sent_at = Order.Status.SENT, stamp, now
+
+
+def _claim_update(*, resent: bool) -> ReusedUpdate:
+    """The compare-and-set's statement, for an order never sent (its stamp NULL) or, `resent`, one
+    sent before with the stamp `seen`. Written once (trading/reused.py): it stands before every order."""
+    def build(*, pk: int, status: str, stamp: int, now: datetime, symbol: str, holder: str,
+              seen: int | None = None) -> tuple[QuerySet[Order], dict[str, object]]:
+        unchanged = Q(sent_stamp=seen) if resent else Q(sent_stamp__isnull=True)
+        return (Order.objects.filter(unchanged, pk=pk, status=status).filter(held(symbol, holder)),
+                {"status": Order.Status.SENT, "sent_stamp": stamp, "sent_at": now, "updated_at": now})
+
+    fields: dict[str, Field[Any, Any]] = {"pk": Order._meta.get_field("id"), "status": Order._meta.get_field("status"),
+              "stamp": Order._meta.get_field("sent_stamp"), "now": Order._meta.get_field("sent_at"),
+              "symbol": SymbolLane._meta.get_field("symbol"), "holder": SymbolLane._meta.get_field("holder")}
+    if resent:
+        fields["seen"] = Order._meta.get_field("sent_stamp")
+    return ReusedUpdate(build, **fields)
+
+
+_CLAIM_UNSENT = _claim_update(resent=False)
+_CLAIM_RESENT = _claim_update(resent=True)
 
 
 def _mark(order: Order, status: Order.Status, *, error_code: str = "", error_message: str = "") -> None:

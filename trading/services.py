@@ -12,7 +12,9 @@ The story of one signal, each chapter in its own module:
 docs/EXECUTION.md tells the guarantee and the timings.
 """
 
+import functools
 import logging
+from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
@@ -43,9 +45,9 @@ def symbol_drain(*, symbol: str) -> int:
     seen: set[int] = set()
     while (lane := Lane.acquire(symbol)) is not None:
         try:
-            while (signal := _next_claimed(symbol, exclude=seen)) is not None:
-                seen.add(signal.pk)
-                signal_execute(signal=signal, lane=lane, claimed=True)
+            while (claim := _next_claimed(symbol, exclude=seen)) is not None:
+                seen.add(claim.signal.pk)
+                signal_execute(signal=claim.signal, lane=lane, claimed=True, first=claim.first)
         except LaneLost as lost:
             logger.warning("%s: stopped, another worker goes on (%s)", symbol, lost)
             return len(seen)
@@ -67,43 +69,68 @@ def _next_pending(symbol: str, *, exclude: set[int]) -> Signal | None:
     )
 
 
-def _next_claimed(symbol: str, *, exclude: set[int]) -> Signal | None:
-    """The symbol's oldest pending signal, claimed (`executing`): what _next_pending then _claim do,
-    in one statement (UPDATE … RETURNING, PostgreSQL and SQLite ≥ 3.35 alike), so a round trip and a
-    query build fewer stand before each order (docs/BENCHMARKS.md). Only the lane holder claims."""
-    if not connection.features.can_return_rows_from_bulk_insert:  # a database without RETURNING
+@dataclass(frozen=True)
+class Claim:
+    """A signal this lane holder has just claimed (`executing`). `first`: it was `queued` until now,
+    so no earlier attempt can have begun it (an attempt claims before it writes anything): its
+    Execution is new, and goes in with its decision in one INSERT."""
+
+    signal: Signal
+    first: bool
+
+
+def _next_claimed(symbol: str, *, exclude: set[int]) -> Claim | None:
+    """The symbol's oldest pending signal, claimed: on PostgreSQL in one statement (UPDATE …
+    RETURNING, with the status it had, which a sub-select there reads from the statement's snapshot),
+    so a round trip and a query build fewer stand before each order (docs/BENCHMARKS.md); elsewhere
+    found, then claimed. Only the lane holder claims."""
+    sql = _claim_sql(connection.vendor, len(exclude))
+    if sql is None:
         signal = _next_pending(symbol, exclude=exclude)
-        return signal if signal is None or _claim(signal) else None
-    pending = ", ".join(["%s"] * len(PENDING_SIGNALS))
-    skipped = f" AND {_q('id')} NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
-    sql = (f"UPDATE {_q(Signal._meta.db_table)} SET {_q('status')} = %s WHERE {_q('id')} = ("
-           f"SELECT {_q('id')} FROM {_q(Signal._meta.db_table)} WHERE {_q('symbol')} = %s "
-           f"AND {_q('status')} IN ({pending}){skipped} ORDER BY {_q('received_at')}, {_q('id')} LIMIT 1) "
-           f"AND {_q('status')} IN ({pending}) RETURNING {_signal_columns()}")
-    params = [Signal.Status.EXECUTING, symbol, *PENDING_SIGNALS, *sorted(exclude), *PENDING_SIGNALS]
-    return next(iter(Signal.objects.raw(sql, params)), None)
+        if signal is None:
+            return None
+        first = signal.status == Signal.Status.QUEUED
+        return Claim(signal, first) if _claim(signal) else None
+    params = [Signal.Status.EXECUTING, symbol, *sorted(exclude)]
+    signal = next(iter(Signal.objects.raw(sql, params)), None)
+    if signal is None:
+        return None
+    # An old attempt claiming at the same moment (its lane lost) can make this `first` wrongly: the
+    # INSERT then finds its row, and its row is taken up (_insert_or_earlier).
+    return Claim(signal, first=vars(signal).pop("claimed_from") == Signal.Status.QUEUED)
 
 
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-def _signal_columns() -> str:
-    return ", ".join(_q(field.column) for field in Signal._meta.concrete_fields if field.column)
+@functools.cache
+def _claim_sql(vendor: str, excluded: int) -> str | None:
+    """The one-statement claim for `vendor`, None where it cannot tell the status the signal had
+    (SQLite's RETURNING sub-selects see the row as updated)."""
+    if vendor != "postgresql":
+        return None
+    q = connection.ops.quote_name
+    table, pending = q(Signal._meta.db_table), ", ".join(f"'{status}'" for status in PENDING_SIGNALS)
+    skipped = f" AND {q('id')} NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
+    columns = ", ".join(f"{table}.{q(field.column)}" for field in Signal._meta.concrete_fields if field.column)
+    return (f"UPDATE {table} SET {q('status')} = %s WHERE {q('id')} = ("
+            f"SELECT {q('id')} FROM {table} WHERE {q('symbol')} = %s "
+            f"AND {q('status')} IN ({pending}){skipped} ORDER BY {q('received_at')}, {q('id')} LIMIT 1) "
+            f"AND {q('status')} IN ({pending}) RETURNING {columns}, "
+            f"(SELECT was.{q('status')} FROM {table} AS was WHERE was.{q('id')} = {table}.{q('id')}) AS claimed_from")
 
 
 # --- one signal ------------------------------------------------------------------------------------
-def signal_execute(*, signal: Signal, lane: Lane, claimed: bool = False) -> Execution | None:
+def signal_execute(*, signal: Signal, lane: Lane, claimed: bool = False, first: bool = False) -> Execution | None:
     """Execute one pending signal while holding its symbol's lane (`claimed`: _next_claimed has
-    claimed it). Raises LaneLost if the lane goes: the execution is then left for the next holder,
-    which resumes it where it stopped."""
+    claimed it; `first`: and no earlier attempt can have begun it). Raises LaneLost if the lane goes:
+    the execution is then left for the next holder, which resumes it where it stopped."""
     if not claimed and not _claim(signal):
         return None  # someone else finished it
-    execution = _execution_for(signal)
+    # A first attempt's row is written once its decision is made (one INSERT with it); any other
+    # attempt's is written first, or found: an earlier attempt's decision and orders stand.
+    execution = _execution_new(signal) if first else _insert_or_earlier(_execution_new(signal))
     mandate = Mandate(lane=lane, received_at=signal.received_at)
     exchange = get_exchange()
     try:
-        plan = _plan_for(execution, signal, exchange, mandate)
+        execution, plan = _plan_for(execution, signal, exchange, mandate)
         if plan is not None:
             orders = _legs_execute(execution, plan, signal, exchange, mandate)
             # Protection before the execution is final: a worker that dies in between leaves the
@@ -129,22 +156,27 @@ def signal_execute(*, signal: Signal, lane: Lane, claimed: bool = False) -> Exec
 
 def _claim(signal: Signal) -> bool:
     claimed = Signal.objects.filter(pk=signal.pk, status__in=PENDING_SIGNALS).update(status=Signal.Status.EXECUTING)
+    if claimed:
+        signal.status = Signal.Status.EXECUTING
     return claimed == 1
 
 
-def _execution_for(signal: Signal) -> Execution:
-    """The signal's execution: new, or the one an earlier attempt started (it is resumed).
-    Inserted first: a fresh signal, by far the usual case, costs one statement."""
-    execution = Execution(signal=signal, strategy=signal.strategy, symbol=signal.symbol, exchange=get_exchange().name,
-                          received_at=signal.received_at, queued_at=signal.queued_at, signal_price=signal.price,
-                          attempts=1)
+def _execution_new(signal: Signal) -> Execution:
+    """The signal's execution as this attempt begins it (`started_at` now), not yet written."""
+    return Execution(signal=signal, strategy=signal.strategy, symbol=signal.symbol, exchange=get_exchange().name,
+                     received_at=signal.received_at, queued_at=signal.queued_at, signal_price=signal.price, attempts=1)
+
+
+def _insert_or_earlier(execution: Execution) -> Execution:
+    """`execution` inserted, or the one an earlier attempt inserted (it is resumed, one attempt more).
+    The INSERT is tried first: where no earlier row exists, by far the usual case, one statement."""
     try:
         _insert(execution)
     except IntegrityError:  # one execution per signal: an earlier attempt's
-        earlier = Execution.objects.filter(signal=signal).first()
+        earlier = Execution.objects.filter(signal=execution.signal).first()
         if earlier is None:
             raise
-        earlier.signal = signal  # and signal.execution is this row again, not the insert that failed
+        earlier.signal = execution.signal  # and signal.execution is this row again, not the insert that failed
         # Only the lane holder runs this, so counting in memory is safe: one query, not an update and a read.
         earlier.attempts += 1
         earlier.save(update_fields=["attempts"])
@@ -162,21 +194,29 @@ def _insert(row: Model) -> None:
         row.save(force_insert=True)
 
 
-def _plan_for(execution: Execution, signal: Signal, exchange: Exchange, mandate: Mandate) -> Plan | None:
-    """The plan decided by an earlier attempt, or a new decision; None when it ended the execution."""
+def _plan_for(execution: Execution, signal: Signal, exchange: Exchange,
+              mandate: Mandate) -> tuple[Execution, Plan | None]:
+    """The execution's row and its plan: an earlier attempt's decision, or a new one; no plan when the
+    decision ended the execution. A row not yet written (a first attempt) goes in with its decision."""
     if execution.decision:
-        return Plan.from_dict(execution.decision)
+        return execution, Plan.from_dict(execution.decision)
     decision = deciding.decide(signal=signal, exchange=exchange, mandate=mandate)
     execution.alert_mismatch = decision.mismatch
+    if isinstance(decision, Plan):
+        execution.decision = decision.as_dict()
+    if execution.pk is None:
+        row = _insert_or_earlier(execution)
+        if row is not execution:  # an older attempt was there first after all: its decision stands
+            return _plan_for(row, signal, exchange, mandate)
+    elif execution.decision:
+        execution.save(update_fields=["decision", "alert_mismatch"])
     if decision.mismatch:
         logger.warning("signal %s %s: %s", signal.pk, signal.symbol, decision.mismatch)
         notify("protection", f"{signal.strategy} {signal.symbol}: {decision.mismatch}", strategy=signal.preference)
     if isinstance(decision, deciding.Verdict):
         recording.execution_finish(execution, decision.status, decision.reason, signal_status=decision.signal_status)
-        return None
-    execution.decision = decision.as_dict()
-    execution.save(update_fields=["decision", "alert_mismatch"])
-    return decision
+        return execution, None
+    return execution, decision
 
 
 def _legs_execute(execution: Execution, plan: Plan, signal: Signal, exchange: Exchange, mandate: Mandate) -> list[Order]:

@@ -15,6 +15,7 @@ from trading import deciding, sending, services
 from trading.engine import Leg
 from trading.exchange import reset_exchange
 from trading.exchange.paper import PaperExchange
+from trading.lanes import Lane
 from trading.models import Execution, Order, PaperOrder, Signal
 from trading.tasks import execute_signal
 
@@ -76,19 +77,26 @@ def listing(statements: list[str]) -> str:
 
 # --- how many ------------------------------------------------------------------------------------
 # The paper exchange keeps its book in the same database, so its statements are part of these totals.
-@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=11, in_transaction=15))
+def one_statement_claim() -> bool:
+    """PostgreSQL finds and claims the next signal in one statement; SQLite finds it, then claims it."""
+    return connection.vendor == "postgresql"
+
+
+@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=10, in_transaction=14))
 def test_a_fresh_opening_signal_on_a_known_symbol_costs_so_many_statements(mode, expected, strategy):
     run(queued(strategy, "buy"))  # the worker knows the symbol: its lane, account settings, equity
     run(queued(strategy, "close"))
     statements = statements_until_sent(queued(strategy, "buy"))
+    expected += 0 if one_statement_claim() else 1
     assert len(statements) == expected, listing(statements)
     # The task was given the symbol: the path starts by taking the lane, in one statement.
     assert statements[0].startswith('UPDATE "trading_symbollane"')
     assert touching(statements, "trading_symbollane") == ["UPDATE"]
-    # The signal: found and claimed in one UPDATE … RETURNING.
-    assert touching(statements, "trading_signal") == ["UPDATE"]
-    # The execution and the order: one INSERT each, no look-up first (then the decision is saved).
-    assert touching(statements, "trading_execution") == ["INSERT", "UPDATE"]
+    # The signal: found and claimed in one UPDATE … RETURNING (elsewhere, a SELECT then the UPDATE).
+    assert touching(statements, "trading_signal") == (["UPDATE"] if one_statement_claim() else ["SELECT", "UPDATE"])
+    # The execution and the order: one INSERT each, no look-up first; the execution's carries the
+    # decision (a first attempt: nothing can have begun it before).
+    assert touching(statements, "trading_execution") == ["INSERT"]
     assert touching(statements, "trading_order") == ["INSERT"]
     # The strategy is read once, for the decision; the account settings use that read.
     assert touching(statements, "preferences_strategypreference") == ["SELECT"]
@@ -97,17 +105,18 @@ def test_a_fresh_opening_signal_on_a_known_symbol_costs_so_many_statements(mode,
     assert transactions == ([] if mode == "autocommit" else ["SAVEPOINT", "SAVEPOINT"]), listing(statements)
 
 
-@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=39, in_transaction=43))
+@pytest.mark.parametrize(("mode", "expected"), modes(autocommit=38, in_transaction=42))
 def test_the_first_signal_on_a_symbol_also_creates_its_lane(mode, expected, strategy):
     statements = statements_until_sent(queued(strategy))
+    expected += 0 if one_statement_claim() else 1
     assert len(statements) == expected, listing(statements)
     assert touching(statements, "trading_symbollane")[:2] == ["UPDATE", "SELECT"]  # no row yet: made, then taken
     assert touching(statements, "trading_symbollane")[-1] == "UPDATE"
 
 
 @pytest.mark.django_db
-def test_without_update_returning_the_signal_is_found_then_claimed_in_order(strategy, monkeypatch):
-    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+def test_without_the_one_statement_claim_the_signal_is_found_then_claimed_in_order(strategy, monkeypatch):
+    monkeypatch.setattr(services, "_claim_sql", lambda vendor, excluded: None)  # as on SQLite
     first, second = queued(strategy, "buy"), queued(strategy, "close")
     statements = statements_until_sent(first)
     assert touching(statements, "trading_signal") == ["SELECT", "UPDATE"]
@@ -199,3 +208,84 @@ def test_an_order_that_clashes_on_another_unique_field_is_an_error_not_a_resumed
     with pytest.raises(IntegrityError):
         services._order_for(execution, signal, 1, leg)
     assert Order.objects.count() == 1  # and a surrounding transaction is still usable
+
+
+# --- a first attempt: its execution goes in with its decision --------------------------------------
+@pytest.mark.parametrize("mode", modes())
+def test_the_claim_tells_a_first_attempt_from_a_resumed_one(mode, strategy):
+    fresh = queued(strategy)
+    claim = services._next_claimed("BTCUSDT", exclude=set())
+    assert (claim.signal.pk, claim.signal.status, claim.first) == (fresh.pk, Signal.Status.EXECUTING, True)
+    # Claimed already (a worker died holding it): the next claim is no first attempt.
+    again = services._next_claimed("BTCUSDT", exclude=set())
+    assert (again.signal.pk, again.first) == (fresh.pk, False)
+    assert services._next_claimed("BTCUSDT", exclude={fresh.pk}) is None
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_a_first_attempt_that_finds_an_older_attempts_row_takes_it_up(mode, strategy, monkeypatch):
+    """An old lane holder can claim at the very moment the new one does, so `first` may be wrong:
+    the INSERT then meets the older row, whose decision and order stand."""
+    signal = queued(strategy)
+    place = PaperExchange.place_market_order
+
+    def killed(self, *args, **kwargs):
+        raise WorkerKilled
+
+    monkeypatch.setattr(PaperExchange, "place_market_order", killed)
+    with pytest.raises(WorkerKilled):
+        run(signal)
+    older = Execution.objects.get(signal=signal)
+    monkeypatch.setattr(PaperExchange, "place_market_order", place)
+    strategy.allocation_pct = D(50)  # a decision made now would differ
+    strategy.save()
+
+    lane = Lane.acquire("BTCUSDT")
+    try:
+        execution = services.signal_execute(signal=Signal.objects.get(pk=signal.pk), lane=lane, claimed=True, first=True)
+    finally:
+        lane.release()
+    assert (execution.pk, execution.attempts, execution.status) == (older.pk, 2, Execution.Status.FILLED)
+    assert Execution.objects.get(pk=older.pk).decision == older.decision
+    assert list(Order.objects.values_list("quantity", "status")) == [(D("0.111"), "FILLED")]
+    assert PaperOrder.objects.count() == 1
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_a_first_attempt_whose_decision_fails_is_recorded_failed(mode, strategy, monkeypatch):
+    signal = queued(strategy)
+
+    def broken(**kwargs):
+        raise RuntimeError("the decision broke")
+
+    monkeypatch.setattr(deciding, "decide", broken)
+    run(signal)
+    execution = Execution.objects.get(signal=signal)
+    assert (execution.status, execution.reason) == (Execution.Status.FAILED, "unexpected error: RuntimeError: the decision broke")
+    assert Signal.objects.get(pk=signal.pk).status == Signal.Status.FAILED
+    assert not Order.objects.exists() and not PaperOrder.objects.exists()
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_a_first_attempt_that_ends_without_an_order_still_writes_its_execution(mode, strategy):
+    signal = queued(strategy, "close")  # nothing is open
+    run(signal)
+    execution = Execution.objects.get(signal=signal)
+    assert (execution.status, execution.attempts, execution.decision) == (Execution.Status.NOTHING, 1, {})
+    assert Signal.objects.get(pk=signal.pk).status == Signal.Status.DONE
+
+
+@pytest.mark.django_db
+def test_the_claim_searches_only_the_pending_signals_index():
+    """The claim names the pending statuses literally, so that even PostgreSQL's generic plan of the
+    prepared statement can use the partial index `signal_pending` (trading/0010), which holds pending
+    signals only: the search does not walk the symbol's history."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's plans")
+    sql = services._claim_sql(connection.vendor, 1)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a test's table is small enough to scan
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("EXPLAIN " + sql, [Signal.Status.EXECUTING, "BTCUSDT", 1])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "signal_pending" in plan.split("InitPlan", 1)[1], plan

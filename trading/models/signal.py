@@ -123,6 +123,10 @@ class Signal(models.Model):
             models.Index(fields=["symbol", "status", "id"], name="signal_symbol_lane"),  # lanes, symbol pages
             models.Index(fields=["strategy", "-received_at"], name="signal_strategy_recent"),  # strategy pages
             models.Index(fields=["status"], name="signal_status"),  # recovery, /health: pending signals
+            # The lane's next signal (trading/services.py): only pending signals are in it, so finding
+            # one stays a short walk however much history the symbol has and however long since a vacuum.
+            models.Index(fields=["symbol", "received_at", "id"], name="signal_pending",
+                         condition=models.Q(status__in=["queued", "executing"])),
         ]
         constraints = [
             # The intake's idempotency: a resend's INSERT fails on it (no SELECT first).
