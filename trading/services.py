@@ -61,12 +61,9 @@ def symbol_drain(*, symbol: str) -> int:
 
 
 def _next_pending(symbol: str, *, exclude: set[int]) -> Signal | None:
-    return (
-        Signal.objects.filter(symbol=symbol, status__in=PENDING_SIGNALS)
-        .exclude(pk__in=exclude)
-        .order_by("received_at", "id")
-        .first()
-    )
+    """The symbol's oldest pending signal not in `exclude`, found through `signal_pending`."""
+    sql = _oldest_pending_sql(connection.vendor, len(exclude), _signal_columns(connection.vendor))
+    return next(iter(Signal.objects.raw(sql, [symbol, *sorted(exclude)])), None)
 
 
 @dataclass(frozen=True)
@@ -100,21 +97,38 @@ def _next_claimed(symbol: str, *, exclude: set[int]) -> Claim | None:
     return Claim(signal, first=vars(signal).pop("claimed_from") == Signal.Status.QUEUED)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=16)  # a long drain excludes ever more signals: keep the latest few only
+def _oldest_pending_sql(vendor: str, excluded: int, what: str) -> str:
+    """SELECT `what` of the symbol's oldest pending signal that is not one of `excluded` ids. The
+    pending statuses are written into the statement, not passed: only then can the database use the
+    partial index of pending signals (`signal_pending`), prepared statement or not (a parameter
+    cannot be proven to match the index's condition)."""
+    q = connection.ops.quote_name
+    pending = ", ".join(f"'{status}'" for status in PENDING_SIGNALS)
+    skipped = f" AND {q('id')} NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
+    return (f"SELECT {what} FROM {q(Signal._meta.db_table)} WHERE {q('symbol')} = %s "
+            f"AND {q('status')} IN ({pending}){skipped} ORDER BY {q('received_at')}, {q('id')} LIMIT 1")
+
+
+@functools.lru_cache(maxsize=16)
 def _claim_sql(vendor: str, excluded: int) -> str | None:
-    """The one-statement claim for `vendor`, None where it cannot tell the status the signal had
-    (SQLite's RETURNING sub-selects see the row as updated)."""
+    """The one-statement claim for `vendor` that skips `excluded` signals, None where it cannot tell
+    the status the signal had (SQLite's RETURNING sub-selects see the row as updated)."""
     if vendor != "postgresql":
         return None
     q = connection.ops.quote_name
     table, pending = q(Signal._meta.db_table), ", ".join(f"'{status}'" for status in PENDING_SIGNALS)
-    skipped = f" AND {q('id')} NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
-    columns = ", ".join(f"{table}.{q(field.column)}" for field in Signal._meta.concrete_fields if field.column)
-    return (f"UPDATE {table} SET {q('status')} = %s WHERE {q('id')} = ("
-            f"SELECT {q('id')} FROM {table} WHERE {q('symbol')} = %s "
-            f"AND {q('status')} IN ({pending}){skipped} ORDER BY {q('received_at')}, {q('id')} LIMIT 1) "
-            f"AND {q('status')} IN ({pending}) RETURNING {columns}, "
+    return (f"UPDATE {table} SET {q('status')} = %s WHERE {q('id')} = ({_oldest_pending_sql(vendor, excluded, q('id'))}) "
+            f"AND {q('status')} IN ({pending}) RETURNING {_signal_columns(vendor, table)}, "
             f"(SELECT was.{q('status')} FROM {table} AS was WHERE was.{q('id')} = {table}.{q('id')}) AS claimed_from")
+
+
+@functools.cache
+def _signal_columns(vendor: str, table: str = "") -> str:
+    """Signal's columns, for raw() to build instances from (each `table.`-qualified if given)."""
+    q = connection.ops.quote_name
+    prefix = f"{table}." if table else ""
+    return ", ".join(f"{prefix}{q(field.column)}" for field in Signal._meta.concrete_fields if field.column)
 
 
 # --- one signal ------------------------------------------------------------------------------------

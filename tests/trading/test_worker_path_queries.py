@@ -276,16 +276,20 @@ def test_a_first_attempt_that_ends_without_an_order_still_writes_its_execution(m
 
 
 @pytest.mark.django_db
-def test_the_claim_searches_only_the_pending_signals_index():
-    """The claim names the pending statuses literally, so that even PostgreSQL's generic plan of the
-    prepared statement can use the partial index `signal_pending` (trading/0010), which holds pending
-    signals only: the search does not walk the symbol's history."""
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL's plans")
-    sql = services._claim_sql(connection.vendor, 1)
+def test_the_search_for_the_next_signal_uses_only_the_pending_signals_index():
+    """The pending statuses are written into the statement, so that the database can use the partial
+    index `signal_pending` (trading/0010), which holds pending signals only: the search does not walk
+    the symbol's history. PostgreSQL even in the generic plan of a prepared statement."""
+    search = services._oldest_pending_sql(connection.vendor, 1, '"id"')
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")  # a test's table is small enough to scan
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute("EXPLAIN " + sql, [Signal.Status.EXECUTING, "BTCUSDT", 1])
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "signal_pending" in plan.split("InitPlan", 1)[1], plan
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a test's table is small enough to scan
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute("EXPLAIN " + services._claim_sql(connection.vendor, 1), [Signal.Status.EXECUTING, "BTCUSDT", 1])
+            claim = "\n".join(row[0] for row in cursor.fetchall())
+            assert "signal_pending" in claim.split("InitPlan", 1)[1], claim
+            cursor.execute("EXPLAIN " + search, ["BTCUSDT", 1])
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + search, ["BTCUSDT", 1])
+        plan = "\n".join(str(row) for row in cursor.fetchall())
+    assert "signal_pending" in plan, plan
