@@ -102,9 +102,11 @@ def _claim_update(*, resent: bool) -> ReusedUpdate:
         return (Order.objects.filter(unchanged, pk=pk, status=status).filter(held(symbol, holder)),
                 {"status": Order.Status.SENT, "sent_stamp": stamp, "sent_at": now, "updated_at": now})
 
-    fields: dict[str, Field[Any, Any]] = {"pk": Order._meta.get_field("id"), "status": Order._meta.get_field("status"),
-              "stamp": Order._meta.get_field("sent_stamp"), "now": Order._meta.get_field("sent_at"),
-              "symbol": SymbolLane._meta.get_field("symbol"), "holder": SymbolLane._meta.get_field("holder")}
+    fields: dict[str, Field[Any, Any]] = {
+        "pk": Order._meta.get_field("id"), "status": Order._meta.get_field("status"),
+        "stamp": Order._meta.get_field("sent_stamp"), "now": Order._meta.get_field("sent_at"),
+        "symbol": SymbolLane._meta.get_field("symbol"), "holder": SymbolLane._meta.get_field("holder"),
+    }
     if resent:
         fields["seen"] = Order._meta.get_field("sent_stamp")
     return ReusedUpdate(build, **fields)
