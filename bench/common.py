@@ -69,6 +69,19 @@ def environment(*, database_url: str | None, redis_url: str | None, extra: dict 
     return env
 
 
+def django_in_process(*, database_url: str | None, settings: dict[str, str]) -> None:
+    """Set Django up in this process for an in-process benchmark: `settings` as environment variables,
+    the given database or a throw-away SQLite one (migrated), no Redis."""
+    os.environ.update({"DJANGO_SETTINGS_MODULE": "alsatrade.settings", "LOG_LEVEL": "error", **settings,
+                       "DATABASE_URL": database_url or f"sqlite:///{tempfile.mkdtemp(prefix='alsatrade-bench-')}/bench.sqlite3"})
+    os.environ.pop("REDIS_URL", None)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
 def manage(env: dict, *args: str) -> str:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True).stdout

@@ -13,7 +13,6 @@ reported separately.
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import timedelta
@@ -22,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import django_in_process, machine, summary  # noqa: E402
 
 WARM_UP = 4
 
@@ -35,22 +35,14 @@ def main() -> None:
     from tests.fakes.binance_server import API_KEY, API_SECRET, FakeBinance
 
     fake = FakeBinance()
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "alsatrade.settings", "DEBUG": "1", "LOG_LEVEL": "error",
-        "DATABASE_URL": args.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='alsatrade-bench-')}/bench.sqlite3",
-        "EXCHANGE": "binance", "BINANCE_BASE_URL": fake.url, "BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": API_SECRET,
+    django_in_process(database_url=args.database_url, settings={
+        "DEBUG": "1", "EXCHANGE": "binance", "BINANCE_BASE_URL": fake.url, "BINANCE_API_KEY": API_KEY,
+        "BINANCE_API_SECRET": API_SECRET,
     })
-    os.environ.pop("REDIS_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
     from django.test.utils import override_settings
 
-    from common import machine, summary
     from trading.exchange import reset_exchange
 
-    call_command("migrate", verbosity=0)
     print(f"machine: {machine()}")
     print(f"database: {os.environ['DATABASE_URL'].split('://')[0]}; signals per exchange: {args.signals}")
     run("binance (HTTP fake)", args.signals, fake, summary)

@@ -15,17 +15,16 @@ signal in order, the p50 of both.
 
 import argparse
 import cProfile
-import os
 import pstats
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import django_in_process, machine  # noqa: E402
 
 WARM_UP = 20
 
@@ -36,26 +35,16 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile the span; print the heaviest functions")
     args = parser.parse_args()
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "alsatrade.settings", "DEBUG": "0", "LOG_LEVEL": "error", "EXCHANGE": "paper",
-        "SECRET_KEY": "bench-" + "x" * 50, "ALLOWED_HOSTS": "localhost",
-        "DATABASE_URL": args.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='alsatrade-bench-')}/bench.sqlite3",
-    })
-    os.environ.pop("REDIS_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_in_process(database_url=args.database_url, settings={
+        "DEBUG": "0", "EXCHANGE": "paper", "SECRET_KEY": "bench-" + "x" * 50, "ALLOWED_HOSTS": "localhost"})
     from django.db import connection
     from django.utils import timezone
 
-    from common import machine
     from preferences.models import StrategyPreference
     from trading.exchange.paper import PaperExchange
     from trading.models import Signal
     from trading.tasks import execute_signal
 
-    call_command("migrate", verbosity=0)
     profiler = cProfile.Profile()
     placed: list[float] = []
     place = PaperExchange.place_market_order

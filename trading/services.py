@@ -140,9 +140,11 @@ def signal_execute(*, signal: Signal, lane: Lane, claimed: bool = False, first: 
         return None  # someone else finished it
     # A first attempt's row is written once its decision is made (one INSERT with it); any other
     # attempt's is written first, or found: an earlier attempt's decision and orders stand.
-    execution = _execution_new(signal) if first else _insert_or_earlier(_execution_new(signal))
-    mandate = Mandate(lane=lane, received_at=signal.received_at)
     exchange = get_exchange()
+    execution = _execution_new(signal, exchange)
+    if not first:
+        execution = _insert_or_earlier(execution)
+    mandate = Mandate(lane=lane, received_at=signal.received_at)
     try:
         execution, plan = _plan_for(execution, signal, exchange, mandate)
         if plan is not None:
@@ -175,9 +177,9 @@ def _claim(signal: Signal) -> bool:
     return claimed == 1
 
 
-def _execution_new(signal: Signal) -> Execution:
+def _execution_new(signal: Signal, exchange: Exchange) -> Execution:
     """The signal's execution as this attempt begins it (`started_at` now), not yet written."""
-    return Execution(signal=signal, strategy=signal.strategy, symbol=signal.symbol, exchange=get_exchange().name,
+    return Execution(signal=signal, strategy=signal.strategy, symbol=signal.symbol, exchange=exchange.name,
                      received_at=signal.received_at, queued_at=signal.queued_at, signal_price=signal.price, attempts=1)
 
 
