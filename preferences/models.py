@@ -20,8 +20,10 @@ class StrategyPreference(models.Model):
         ISOLATED = "isolated", "Isolated"
 
     class Sizing(models.TextChoices):
-        ALLOCATION = "allocation", "Allocation of equity"
-        SIGNAL = "signal", "Signal's quantity"
+        AUTO = "auto", "The alert's quantity when it has one, else allocation"
+        ALLOCATION = "allocation", "Allocation of equity (the alert's quantity is ignored)"
+        SIGNAL = "signal", "The alert's quantity (refused without one)"
+        RISK = "risk", "Risk: lose risk % of equity at the stop"
 
     name = models.CharField(max_length=100, unique=True, help_text="The alert's `strategy` value, exactly.")
     enabled = models.BooleanField(default=True, help_text="Signals of a disabled strategy are recorded, not traded.")
@@ -31,7 +33,8 @@ class StrategyPreference(models.Model):
     direction = models.CharField(max_length=5, choices=Direction.choices, default=Direction.BOTH)
     leverage = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(125)])
     margin_type = models.CharField(max_length=8, choices=MarginType.choices, default=MarginType.CROSS)
-    sizing = models.CharField(max_length=10, choices=Sizing.choices, default=Sizing.ALLOCATION)
+    # New strategies size by `auto`; strategies saved before it existed keep the sizing they had.
+    sizing = models.CharField(max_length=10, choices=Sizing.choices, default=Sizing.AUTO)
     allocation_pct = models.DecimalField(
         "allocation %",
         max_digits=7,
@@ -39,6 +42,17 @@ class StrategyPreference(models.Model):
         default=Decimal("10"),
         validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("100"))],
         help_text="Percent of account equity per position, before leverage (0 < x ≤ 100).",
+    )
+    risk_pct = models.DecimalField(
+        "risk %", max_digits=7, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("100"))],
+        help_text="With risk sizing: percent of equity lost if the stop is hit (the alert's `sl`, else stop-loss %).",
+    )
+    max_position_usdt = models.DecimalField(
+        "max position (USDT)", max_digits=28, decimal_places=10, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="A position's notional after an order may not pass this: such an order is refused, never shrunk. "
+        "Empty: no cap.",
     )
     price_tolerance_pct = models.DecimalField(
         "price tolerance %",
@@ -84,10 +98,40 @@ class StrategyPreference(models.Model):
         help_text="Set when the daily loss limit is reached: opening orders are refused until then. Clear it to lift the halt.",
     )
     passphrase_hash = models.CharField(
-        max_length=64, blank=True, editable=False, help_text="SHA-256 of the strategy's own webhook passphrase, if any."
+        max_length=80, blank=True, editable=False, help_text="SHA-256 of the strategy's own webhook passphrase, if any."
     )
     max_signal_age = models.PositiveIntegerField(
         "max signal age (s)", null=True, blank=True, help_text="Overrides WEBHOOK_MAX_SIGNAL_AGE for this strategy."
+    )
+    # Protections (docs/PROTECTION.md): each refuses opening orders, never closes.
+    cooldown_after_loss = models.PositiveIntegerField(
+        "cooldown after a loss (min)", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Minutes after a losing trade of this strategy during which opens are refused. Empty: none.",
+    )
+    max_trades_per_day = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Opening trades per UTC day; further opens are refused until 00:00 UTC. Empty: no limit.",
+    )
+    loss_streak_limit = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="After this many losing trades in a row, opens are locked until the next UTC day. Empty: none.",
+    )
+    max_drawdown_pct = models.DecimalField(
+        "max drawdown %", max_digits=7, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("100"))],
+        help_text="A drawdown of the strategy's realized P&L from its peak (as % of equity) that locks opens until "
+        "an operator clears the lock. Empty: none.",
+    )
+    drawdown_locked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the drawdown lock engaged; clear it to trade again.",
+    )
+    drawdown_since = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The drawdown is measured over trades since this moment (set when a lock is cleared).",
+    )
+    trading_hours = models.CharField(
+        max_length=200, blank=True, default="", db_default="",
+        help_text='UTC windows when opens are allowed, e.g. "mon-fri 07:00-21:00, sun 18:00-23:59". Empty: always.',
     )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -106,7 +150,9 @@ class StrategyPreference(models.Model):
             ),
             models.CheckConstraint(condition=models.Q(direction__in=["long", "short", "both"]), name="direction_valid"),
             models.CheckConstraint(condition=models.Q(margin_type__in=["cross", "isolated"]), name="margin_type_valid"),
-            models.CheckConstraint(condition=models.Q(sizing__in=["allocation", "signal"]), name="sizing_valid"),
+            models.CheckConstraint(
+                condition=models.Q(sizing__in=["auto", "allocation", "signal", "risk"]), name="sizing_valid_v2"
+            ),
         ]
 
     def __str__(self) -> str:
