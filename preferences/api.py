@@ -29,11 +29,18 @@ PREFERENCE_TYPES = {
     "allocation": "allocation_pct",
     "margin": "margin_type",
     "sizing": "sizing",
+    "risk_pct": "risk_pct",
+    "max_position_usdt": "max_position_usdt",
     "max_daily_loss": "max_daily_loss",
     "max_open_positions": "max_open_positions",
     "sync_to_alert": "sync_to_alert",
     "stop_loss": "stop_loss",
     "take_profit": "take_profit",
+    "cooldown_after_loss": "cooldown_after_loss",
+    "max_trades_per_day": "max_trades_per_day",
+    "loss_streak_limit": "loss_streak_limit",
+    "max_drawdown_pct": "max_drawdown_pct",
+    "trading_hours": "trading_hours",
 }
 BOOLEAN_WORDS = {"true": True, "false": False}
 
@@ -45,8 +52,10 @@ class PreferenceSerializer(AmountModelSerializer):
         model = StrategyPreference
         fields = [
             "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
-            "price_tolerance_pct", "stop_loss", "take_profit", "max_daily_loss", "max_open_positions", "sync_to_alert",
-            "halted_until", "max_signal_age", "has_own_passphrase", "updated_at",
+            "risk_pct", "max_position_usdt", "price_tolerance_pct", "stop_loss", "take_profit", "max_daily_loss",
+            "max_open_positions", "sync_to_alert", "halted_until", "cooldown_after_loss", "max_trades_per_day",
+            "loss_streak_limit", "max_drawdown_pct", "drawdown_locked_at", "trading_hours", "max_signal_age",
+            "has_own_passphrase", "updated_at",
         ]
         read_only_fields = fields
 

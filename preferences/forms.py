@@ -40,8 +40,9 @@ class StrategyPreferenceForm(forms.ModelForm):
         model = StrategyPreference
         fields = [
             "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
-            "price_tolerance_pct", "stop_loss", "take_profit", "max_daily_loss", "max_open_positions", "sync_to_alert",
-            "halted_until", "max_signal_age", "notes",
+            "risk_pct", "max_position_usdt", "price_tolerance_pct", "stop_loss", "take_profit", "max_daily_loss",
+            "max_open_positions", "sync_to_alert", "halted_until", "cooldown_after_loss", "max_trades_per_day",
+            "loss_streak_limit", "max_drawdown_pct", "drawdown_locked_at", "trading_hours", "max_signal_age", "notes",
         ]
 
     def clean_new_passphrase(self) -> str:
