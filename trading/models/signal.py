@@ -97,6 +97,11 @@ class Signal(models.Model):
     position_size = models.DecimalField(**AMOUNT, null=True, blank=True)
     stop_loss = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="The alert's `sl` price, if any.")
     take_profit = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="The alert's `tp` price, if any.")
+    quantity_type = models.CharField(
+        max_length=10, blank=True, default="", db_default="",
+        help_text="What the alert's quantity means: contracts (also when blank), usdt (notional) or percent (of equity, "
+        "as margin).",
+    )
     comment = models.CharField(max_length=255, blank=True)
 
     source_ip = models.GenericIPAddressField(null=True, blank=True)
