@@ -65,13 +65,17 @@ def decision_plan(decision: object) -> Plan | None:
 # The sizing inputs engine._size records, in the words of the page.
 SIZING_LABELS = {
     "mode": "Sizing mode",
+    "requested": "Quantity in the alert",
+    "quantity_type": "The alert's quantity is in",
     "allocation_pct": "Allocation (% of equity)",
+    "risk_pct": "Risk (% of equity lost at the stop)",
     "equity": "Account equity",
+    "at_risk": "Lost at the stop (USDT)",
     "leverage": "Leverage",
     "price": "Price sized at",
+    "stop": "Stop price",
     "unrounded": "Quantity before rounding",
     "step": "Quantity step",
-    "requested": "Quantity in the alert",
     "quantity": "Quantity",
 }
 

@@ -3,14 +3,18 @@ import re
 from django import forms
 
 from preferences.models import StrategyPreference
+from preferences.symbols import resolve
+from trading.exchange import ExchangeError, get_exchange
+from trading.intake import normalise_symbol
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
 
 
 def parse_products(value: str | list[str] | None) -> list[str]:
-    """Symbols from a list or a comma/space-separated string, upper-cased, de-duplicated, in order."""
+    """Symbols from a list or a comma/space-separated string, in TradingView's forms too (BTCUSDT.P,
+    BINANCE:BTCUSDT.P), upper-cased, de-duplicated, in order. Whether they trade is checked apart."""
     items = value if isinstance(value, list) else re.split(r"[\s,]+", value or "")
-    symbols = [str(item).strip().upper() for item in items if str(item).strip()]
+    symbols = [normalise_symbol(str(item)) for item in items if str(item).strip()]
     bad = [symbol for symbol in symbols if not SYMBOL_RE.match(symbol)]
     if bad:
         raise forms.ValidationError(f"not a futures symbol: {', '.join(bad)} (expected e.g. BTCUSDT)")
@@ -44,6 +48,22 @@ class StrategyPreferenceForm(forms.ModelForm):
             "max_open_positions", "sync_to_alert", "halted_until", "cooldown_after_loss", "max_trades_per_day",
             "loss_streak_limit", "max_drawdown_pct", "drawdown_locked_at", "trading_hours", "max_signal_age", "notes",
         ]
+
+    def clean_products(self) -> list[str]:
+        """Each new symbol checked against the exchange's tradable perpetuals (`BTC` → BTCUSDT); the ones
+        already saved are not asked again, so a change of another setting never waits on the exchange."""
+        typed: list[str] = self.cleaned_data["products"]
+        saved = set(self.instance.products or [])
+        if not typed or set(typed) <= saved:
+            return typed
+        try:
+            tradable = get_exchange().tradable_symbols() | saved
+        except ExchangeError as error:
+            raise forms.ValidationError(f"could not check the symbols against the exchange ({error}): try again") from None
+        resolved = resolve(typed, tradable)
+        if resolved.unknown:
+            raise forms.ValidationError(resolved.problem())
+        return list(resolved.symbols)
 
     def clean_new_passphrase(self) -> str:
         value = self.cleaned_data["new_passphrase"]

@@ -28,9 +28,16 @@ PASSPHRASE_PLACEHOLDER = "PASTE THE PASSPHRASE HERE"
 PASSPHRASE_FIELDS = ("new_passphrase", "clear_passphrase")
 SECTIONS = (
     ("Strategy", ("name", "enabled", "products", "notes")),
-    ("Trading", ("direction", "sizing", "allocation_pct", "leverage", "margin_type", "price_tolerance_pct")),
+    ("Trading", (
+        "direction", "sizing", "allocation_pct", "risk_pct", "max_position_usdt", "leverage", "margin_type",
+        "price_tolerance_pct",
+    )),
     ("Protection and risk", (
         "stop_loss", "take_profit", "max_daily_loss", "max_open_positions", "sync_to_alert", "halted_until",
+    )),
+    ("Protections", (
+        "cooldown_after_loss", "max_trades_per_day", "loss_streak_limit", "max_drawdown_pct", "drawdown_locked_at",
+        "trading_hours",
     )),
     ("Webhook", ("max_signal_age", *PASSPHRASE_FIELDS)),
 )

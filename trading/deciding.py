@@ -69,17 +69,18 @@ def _preference_now(signal: Signal) -> StrategyPreference | None:
 
 
 def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, mandate: Mandate) -> engine.Plan:
-    intent = engine.Intent(action=signal.action, quantity=signal.quantity, price=signal.price,
-                           market_position=signal.market_position, prev_market_position=signal.prev_market_position,
-                           position_size=signal.position_size)
+    intent = engine.Intent(action=signal.action, quantity=signal.quantity, quantity_type=signal.quantity_type,
+                           price=signal.price, market_position=signal.market_position,
+                           prev_market_position=signal.prev_market_position, position_size=signal.position_size,
+                           stop_loss=signal.stop_loss)
     rules = mandate.retrying(exchange.get_symbol_rules, signal.symbol)
     book = position_book(signal.symbol, mandate.retrying(exchange.is_hedge_mode))
     opening = engine.entry_side(intent) is not None
     limits = opening_limits(preference, signal.symbol) if opening else OpeningLimits()
-    sizing_needed = opening and preference.sizing == "allocation" and not limits.opens
+    wanted = _engine_preference(preference, limits)
+    sizing_needed = opening and engine.needs_equity(intent, wanted) and not limits.opens
     equity = _equity(exchange, mandate) if sizing_needed else None
-    plan_at = partial(engine.plan, intent=intent, preference=_engine_preference(preference, limits), book=book,
-                      rules=rules, equity=equity)
+    plan_at = partial(engine.plan, intent=intent, preference=wanted, book=book, rules=rules, equity=equity)
     if not opening:
         return plan_at(mark=None)
     mark, fresh = MARKS.get(exchange, signal.symbol, mandate, fresh=signal.price is None)
@@ -94,6 +95,8 @@ def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, ma
 def _engine_preference(preference: StrategyPreference, limits: OpeningLimits) -> engine.Preference:
     return engine.Preference(direction=preference.direction, sizing=preference.sizing,
                              allocation_pct=preference.allocation_pct, leverage=preference.leverage,
+                             risk_pct=preference.risk_pct, stop_loss_pct=preference.stop_loss or None,
+                             max_position_usdt=preference.max_position_usdt,
                              price_tolerance_pct=preference.price_tolerance_pct, opens_refused=limits.opens,
                              new_positions_refused=limits.new_positions, sync_to_alert=preference.sync_to_alert)
 

@@ -13,6 +13,7 @@ from typing import Any
 from trading.exchange.base import SymbolRules
 
 HUNDRED = Decimal(100)
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -21,18 +22,23 @@ class Intent:
 
     action: str  # buy, sell, close, close_long, close_short
     quantity: Decimal | None = None
+    quantity_type: str = ""  # what `quantity` means: contracts (also ""), usdt (notional) or percent (of equity)
     price: Decimal | None = None
     market_position: str = ""  # long, short, flat or "" (TradingView's strategy.market_position)
     prev_market_position: str = ""  # the strategy's position before this order, as TradingView saw it
     position_size: Decimal | None = None  # the strategy's position after this order, signed ({{strategy.position_size}})
+    stop_loss: Decimal | None = None  # the alert's `sl` price
 
 
 @dataclass(frozen=True)
 class Preference:
     direction: str = "both"  # long, short, both
-    sizing: str = "allocation"  # allocation, signal
+    sizing: str = "auto"  # auto, allocation, signal, risk (see _size)
     allocation_pct: Decimal = Decimal(10)
     leverage: int = 1
+    risk_pct: Decimal | None = None  # risk sizing: percent of equity lost at the stop
+    stop_loss_pct: Decimal | None = None  # the strategy's stop-loss, percent from entry (risk sizing's stop without `sl`)
+    max_position_usdt: Decimal | None = None  # a position's notional after an order may not pass it
     price_tolerance_pct: Decimal = Decimal(5)  # how far the alert's price may be from the mark price
     opens_refused: str = ""  # a limit that refuses every opening leg (kill switch, daily loss): why
     new_positions_refused: str = ""  # a limit that refuses opening a new position (adds may go on): why
@@ -210,8 +216,9 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
     price = choice.price
     quantity, sizing, problem = _size(intent, preference, rules, price, equity)
     if problem is None:
-        problem = rules.violation(quantity, price)
-    note = f"; {choice.note}" if choice.note else ""
+        problem = rules.violation(quantity, price) or _cap_breach(preference, _held(book, side) + quantity, price)
+    notes = [note for note in (choice.note, _ignored_quantity(intent, preference)) if note]
+    note = "".join(f"; {note}" for note in notes)
     if problem:
         if legs:
             return Plan(Outcome.TRADE, f"close the {opposite} position; the {side} was not opened: {problem}{note}",
@@ -225,8 +232,8 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
 def _syncs_to_size(intent: Intent, preference: Preference, book: Book) -> bool:
     """With sync_to_alert and the alert's own quantities (signal sizing), an entry that states the
     position it leads to is traded to that position, whatever ours is (one-way mode)."""
-    return (preference.sync_to_alert and preference.sizing == "signal" and intent.position_size is not None
-            and not book.hedge_mode)
+    return (preference.sync_to_alert and uses_alert_quantity(intent, preference) and intent.position_size is not None
+            and intent.quantity_type in ("", "contracts") and not book.hedge_mode)
 
 
 def _plan_to_target(side: str, intent: Intent, preference: Preference, book: Book, rules: SymbolRules,
@@ -252,7 +259,7 @@ def _plan_to_target(side: str, intent: Intent, preference: Preference, book: Boo
     refusal = refusal or preference.opens_refused or (preference.new_positions_refused if purpose == "open" else "")
     price = choose_price(intent.price, mark, preference.price_tolerance_pct).price
     quantity = target - held
-    refusal = refusal or rules.violation(quantity, price) or ""
+    refusal = refusal or rules.violation(quantity, price) or _cap_breach(preference, target, price) or ""
     if refusal:
         if legs:
             return Plan(Outcome.TRADE, f"close the {opposite} position; the {side} was not opened: {refusal}", tuple(legs))
@@ -263,21 +270,31 @@ def _plan_to_target(side: str, intent: Intent, preference: Preference, book: Boo
     return Plan(Outcome.TRADE, f"{verb} {side} {plain(quantity)}: {stated} (sync to alert)", tuple(legs), sizing, price)
 
 
+def uses_alert_quantity(intent: Intent, preference: Preference) -> bool:
+    """Whether the order's size is the alert's own quantity: `signal` sizing, or `auto` with a quantity."""
+    return preference.sizing == "signal" or (preference.sizing == "auto" and intent.quantity is not None)
+
+
+def needs_equity(intent: Intent, preference: Preference) -> bool:
+    """Whether sizing this entry reads the account's equity (so the caller fetches it only then)."""
+    if uses_alert_quantity(intent, preference):
+        return intent.quantity_type == "percent"
+    return preference.sizing in ("auto", "allocation", "risk")
+
+
 def _size(intent: Intent, preference: Preference, rules: SymbolRules, price: Decimal | None,
           equity: Decimal | None) -> tuple[Decimal, dict[str, Any], str | None]:
     """The quantity to open, rounded down to the symbol's step, with what it was computed from."""
-    if preference.sizing == "signal":
-        if not intent.quantity:
-            return Decimal(0), {"mode": "signal"}, "sizing is 'signal quantity' but the alert carried no quantity"
-        quantity = rules.round_quantity(intent.quantity)
-        return quantity, {"mode": "signal", "requested": plain(intent.quantity), "quantity": plain(quantity)}, None
+    if uses_alert_quantity(intent, preference):
+        return _size_from_alert(intent, preference, rules, price, equity)
+    mode = "risk" if preference.sizing == "risk" else "allocation"
     if not price:
-        problem = "no price to size the order with (the alert had none and no mark price was known)"
-        return Decimal(0), {"mode": "allocation"}, problem
-    if equity is None:
-        return Decimal(0), {"mode": "allocation"}, "the account's equity is not known: nothing to size the order from"
-    if equity <= 0:
-        return Decimal(0), {"mode": "allocation"}, f"account equity is {plain(equity)} USDT: nothing to allocate"
+        return Decimal(0), {"mode": mode}, "no price to size the order with (the alert had none and no mark price was known)"
+    problem = _equity_problem(equity)
+    if problem or equity is None:
+        return Decimal(0), {"mode": mode}, problem
+    if mode == "risk":
+        return _size_by_risk(intent, preference, rules, price, equity)
     raw = preference.allocation_pct / HUNDRED * equity * preference.leverage / price
     quantity = rules.round_quantity(raw)
     sizing = {
@@ -286,11 +303,107 @@ def _size(intent: Intent, preference: Preference, rules: SymbolRules, price: Dec
         "equity": plain(equity),
         "leverage": preference.leverage,
         "price": plain(price),
-        "unrounded": plain(raw.quantize(Decimal("1e-12"))),
+        "unrounded": _unrounded(raw),
         "quantity": plain(quantity),
         "step": plain(rules.step_size),
     }
     return quantity, sizing, None
+
+
+def _size_from_alert(intent: Intent, preference: Preference, rules: SymbolRules, price: Decimal | None,
+                     equity: Decimal | None) -> tuple[Decimal, dict[str, Any], str | None]:
+    """The alert's quantity, read as its `quantity_type` says: contracts, USDT of notional, or a percent
+    of equity put up as margin (× leverage)."""
+    mode = "signal" if preference.sizing == "signal" else "auto: the alert's quantity"
+    if not intent.quantity:
+        return Decimal(0), {"mode": mode}, "sizing is 'signal quantity' but the alert carried no quantity"
+    kind = intent.quantity_type or "contracts"
+    sizing: dict[str, Any] = {"mode": mode, "requested": plain(intent.quantity), "quantity_type": kind}
+    if kind == "contracts":
+        raw = intent.quantity
+    elif not price:
+        return Decimal(0), sizing, f"no price to turn the alert's {kind} quantity into contracts"
+    elif kind == "usdt":
+        raw = intent.quantity / price
+        sizing["price"] = plain(price)
+    else:
+        problem = _equity_problem(equity)
+        if problem or equity is None:
+            return Decimal(0), sizing, problem
+        raw = intent.quantity / HUNDRED * equity * preference.leverage / price
+        sizing.update(equity=plain(equity), leverage=preference.leverage, price=plain(price))
+    quantity = rules.round_quantity(raw)
+    if raw != intent.quantity:
+        sizing["unrounded"] = _unrounded(raw)
+    sizing.update(quantity=plain(quantity), step=plain(rules.step_size))
+    return quantity, sizing, None
+
+
+def _size_by_risk(intent: Intent, preference: Preference, rules: SymbolRules, price: Decimal,
+                  equity: Decimal) -> tuple[Decimal, dict[str, Any], str | None]:
+    """risk % of equity is what the stop loses: quantity = equity × risk % ÷ |entry − stop|."""
+    sizing: dict[str, Any] = {"mode": "risk"}
+    if not preference.risk_pct:
+        return Decimal(0), sizing, "risk sizing needs a risk %: set the strategy's risk_pct"
+    stop, problem = risk_stop(intent, preference, price)
+    if problem or stop is None:
+        return Decimal(0), sizing, problem
+    distance = abs(price - stop)
+    at_risk = equity * preference.risk_pct / HUNDRED
+    raw = at_risk / distance
+    quantity = rules.round_quantity(raw)
+    sizing.update(risk_pct=plain(preference.risk_pct), equity=plain(equity), at_risk=plain(at_risk.quantize(CENT)),
+                  price=plain(price), stop=plain(stop), unrounded=_unrounded(raw), quantity=plain(quantity),
+                  step=plain(rules.step_size))
+    return quantity, sizing, None
+
+
+def risk_stop(intent: Intent, preference: Preference, price: Decimal) -> tuple[Decimal | None, str]:
+    """The stop risk sizing measures from: the alert's `sl`, else the strategy's stop-loss % from the
+    entry; (None, why) when there is none or it is on the wrong side of the entry."""
+    long = entry_side(intent) == "long"
+    if intent.stop_loss is not None:
+        stop = intent.stop_loss
+        if (long and stop >= price) or (not long and stop <= price):
+            where = "at or above" if long else "at or below"
+            return None, (f"the alert's sl {plain(stop)} is {where} the entry price {plain(price)} "
+                          f"of this {'long' if long else 'short'}: no risk to size by")
+        return stop, ""
+    if preference.stop_loss_pct:
+        offset = price * preference.stop_loss_pct / HUNDRED
+        return (price - offset if long else price + offset), ""
+    return None, "risk sizing needs a stop: the alert carried no sl and the strategy has no stop-loss %"
+
+
+def _cap_breach(preference: Preference, position: Decimal, price: Decimal | None) -> str | None:
+    """max_position_usdt: the position after the order, at the order's price, may be at most the cap."""
+    cap = preference.max_position_usdt
+    if cap is None or price is None:
+        return None
+    notional = position * price
+    if notional <= cap:
+        return None
+    return (f"the position would be {plain(notional.quantize(CENT))} USDT after this order, over the strategy's "
+            f"max position of {plain(cap)} USDT (refused, not shrunk)")
+
+
+def _ignored_quantity(intent: Intent, preference: Preference) -> str:
+    """Said in the decision when an alert's quantity is not what sized the order."""
+    if intent.quantity is None or uses_alert_quantity(intent, preference):
+        return ""
+    return f"alert quantity {plain(intent.quantity)} not used: this strategy sizes by {preference.sizing}"
+
+
+def _equity_problem(equity: Decimal | None) -> str | None:
+    if equity is None:
+        return "the account's equity is not known: nothing to size the order from"
+    if equity <= 0:
+        return f"account equity is {plain(equity)} USDT: nothing to allocate"
+    return None
+
+
+def _unrounded(raw: Decimal) -> str:
+    return plain(raw.quantize(Decimal("1e-12")))
 
 
 def _held(book: Book, side: str) -> Decimal:

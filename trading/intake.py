@@ -23,6 +23,7 @@ ACTIONS = {
     "close_short": "close_short", "exit_short": "close_short",
 }
 MARKET_POSITIONS = ("long", "short", "flat")
+QUANTITY_TYPES = ("contracts", "usdt", "percent")  # what an alert's quantity means (DESIGN §2, Sizing)
 SECRET_KEYS = re.compile(r"pass(word|phrase)?|secret|api_?key|token", re.IGNORECASE)
 SYMBOL = re.compile(r"[A-Z0-9]{2,25}")
 NUL_ESCAPE = re.compile(r"\\u0000", re.IGNORECASE)
@@ -58,6 +59,7 @@ class ParsedSignal:
     prev_market_position: str = ""
     stop_loss: Decimal | None = None  # the alert's `sl` price: wins over the strategy's stop_loss percent
     take_profit: Decimal | None = None  # the alert's `tp` price
+    quantity_type: str = ""  # contracts (also ""), usdt or percent
     sender_id: str = ""
     comment: str = ""
 
@@ -138,6 +140,7 @@ def parse_signal(data: dict) -> ParsedSignal:
     strategy = take("strategy", _text, MAX_STRATEGY, True)
     sender_time = take("time", _time)
     quantity = take("quantity", _amount, "positive")
+    quantity_type = take("quantity_type", _quantity_type)
     price = take("price", _amount, "positive")
     # {{strategy.position_size}} is signed: negative while short.
     position_size = take("position_size", _amount, "signed")
@@ -156,6 +159,7 @@ def parse_signal(data: dict) -> ParsedSignal:
         passphrase=passphrase_of(data), quantity=quantity, price=price, position_size=position_size,
         market_position=market_position or "", prev_market_position=prev_market_position or "",
         stop_loss=stop_loss, take_profit=take_profit, sender_id=sender_id or "", comment=comment,
+        quantity_type=quantity_type or "",
     )
 
 
@@ -264,6 +268,14 @@ def _market_position(value: object) -> str | None:
         return None
     if not isinstance(value, str) or value.strip().lower() not in MARKET_POSITIONS:
         raise ValueError("must be long, short or flat")
+    return value.strip().lower()
+
+
+def _quantity_type(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in QUANTITY_TYPES:
+        raise ValueError("must be contracts, usdt or percent")
     return value.strip().lower()
 
 

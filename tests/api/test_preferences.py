@@ -33,9 +33,11 @@ def test_it_lists_every_strategy_without_the_passphrase_hash(api, strategy):
     first, second = response.json()
     assert first == {
         "name": "ALSAPRO 1", "enabled": True, "products": ["BTCUSDT"], "direction": "both", "leverage": 5,
-        "margin_type": "cross", "sizing": "allocation", "allocation_pct": "12.5", "price_tolerance_pct": "5",
+        "margin_type": "cross", "sizing": "allocation", "allocation_pct": "12.5", "risk_pct": None,
+        "max_position_usdt": None, "price_tolerance_pct": "5",
         "stop_loss": None, "take_profit": None, "max_daily_loss": None, "max_open_positions": None,
-        "sync_to_alert": False, "halted_until": None,
+        "sync_to_alert": False, "halted_until": None, "cooldown_after_loss": None, "max_trades_per_day": None,
+        "loss_streak_limit": None, "max_drawdown_pct": None, "drawdown_locked_at": None, "trading_hours": "",
         "max_signal_age": 120, "has_own_passphrase": True, "updated_at": first["updated_at"],
     }
     assert (second["name"], second["enabled"], second["has_own_passphrase"]) == ("Disabled one", False, False)

@@ -26,7 +26,8 @@ FORM = {
 
 @pytest.fixture
 def strategy() -> StrategyPreference:
-    preference = StrategyPreference(name="ALSAPRO 1", products=["BTCUSDT"], leverage=3, allocation_pct=Decimal("25"))
+    preference = StrategyPreference(name="ALSAPRO 1", products=["BTCUSDT"], leverage=3, allocation_pct=Decimal("25"),
+                                    sizing="allocation")
     preference.set_passphrase("the-first-strategy-secret")
     preference.save()
     return preference

@@ -35,7 +35,7 @@ def client(committed_client):
 @pytest.fixture
 def strategy(db) -> StrategyPreference:
     return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT", "ETHUSDT", "DOGEUSDT"], leverage=5,
-                                             allocation_pct=D(10))
+                                             allocation_pct=D(10), sizing="allocation")
 
 
 def alert(client, action="buy", symbol="BTCUSDT", *, execute=True, **fields) -> Signal:

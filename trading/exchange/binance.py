@@ -236,14 +236,21 @@ class BinanceExchange:
         ]
 
     def get_symbol_rules(self, symbol: str) -> SymbolRules:
-        age = None if self._rules_read_at is None else time.monotonic() - self._rules_read_at
-        if age is None or age > RULES_MAX_AGE or (symbol not in self._rules and age > RULES_RETRY_AGE):
-            self._rules = parse_exchange_info(self._call(self.client.exchange_info))
-            self._rules_read_at = time.monotonic()
+        self._refresh_rules(missing=symbol not in self._rules)
         try:
             return self._rules[symbol]
         except KeyError:
             raise UnknownSymbol(f"{symbol} is not a USDⓈ-M perpetual that Binance trades", code="-1121") from None
+
+    def tradable_symbols(self) -> frozenset[str]:
+        self._refresh_rules(missing=False)
+        return frozenset(self._rules)
+
+    def _refresh_rules(self, *, missing: bool) -> None:
+        age = None if self._rules_read_at is None else time.monotonic() - self._rules_read_at
+        if age is None or age > RULES_MAX_AGE or (missing and age > RULES_RETRY_AGE):
+            self._rules = parse_exchange_info(self._call(self.client.exchange_info))
+            self._rules_read_at = time.monotonic()
 
     def get_mark_price(self, symbol: str) -> Decimal:
         return Decimal(self._call(self.client.mark_price, symbol)["markPrice"])

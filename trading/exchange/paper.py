@@ -38,7 +38,7 @@ from trading.exchange.base import (
     SymbolRules,
     UserEvent,
 )
-from trading.exchange.rules import bundled_rules_for
+from trading.exchange.rules import bundled_rules, bundled_rules_for
 from trading.models import PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective
 from trading.pnl import position_after
 
@@ -179,6 +179,9 @@ class PaperExchange:
 
     def get_symbol_rules(self, symbol: str) -> SymbolRules:
         return bundled_rules_for(symbol)
+
+    def tradable_symbols(self) -> frozenset[str]:
+        return frozenset(bundled_rules())
 
     def get_mark_price(self, symbol: str) -> Decimal:
         price = self._price_or_none(symbol)
