@@ -23,9 +23,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py serve
 
-## lint: ruff (style, imports, annotations) and mypy (types, with django-stubs); config in pyproject.toml
+## lint: ruff (style, imports, annotations) and mypy (types, with django-stubs); config in pyproject.toml;
+## no model change without its migration; new migrations safe for a rolling upgrade (alsatrade/migration_lint.py)
 lint: $(VENV)/.dev
 	$(BIN)/ruff check . && $(BIN)/mypy
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m alsatrade.migration_lint
 
 ## test: install test tools, lint, and run the whole suite (SQLite; PostgreSQL when DATABASE_URL says so)
 test: $(VENV)/.dev lint

@@ -16,6 +16,8 @@ from django.forms import NumberInput
 from django.http import HttpRequest
 from django.utils import timezone
 
+from alsatrade.api_token_admin import register_api_tokens
+
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
     from django.utils.datastructures import _ListOrTuple
@@ -170,6 +172,7 @@ def _ordered_app_list(site: admin.AdminSite) -> Callable[..., list[Any]]:
 
 
 register_internal(admin.site, "django_q")
+register_api_tokens(admin.site)
 # The default site is built by django.contrib.admin itself; only its instance can be told the order.
 admin.site.get_app_list = _ordered_app_list(admin.site)  # type: ignore[method-assign]
 admin.site.site_url = "/ui/"

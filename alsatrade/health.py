@@ -34,6 +34,18 @@ def check_database() -> dict[str, object]:
     return {"ok": True}
 
 
+def check_migrations() -> dict[str, object]:
+    """This code's migrations that the database lacks: processes of this release would meet columns
+    that are not there (alsatrade/schema.py)."""
+    from alsatrade.schema import unapplied_migrations, unapplied_said
+
+    unapplied = unapplied_migrations()
+    if not unapplied:
+        return {"ok": True, "unapplied_migrations": []}
+    return {"ok": False, "unapplied_migrations": unapplied,
+            "error": f"{unapplied_said(unapplied)}: run manage.py migrate"}
+
+
 def check_queue() -> dict[str, object]:
     from trading.recovery import worker_alive_at
 
@@ -133,6 +145,28 @@ def _probe_exchange() -> dict[str, object]:
     return result
 
 
+EXCHANGE_SETUP_CACHE_SECONDS = 60
+
+
+def exchange_setup() -> dict[str, object]:
+    """For staff only, and not part of the status: the account's setup at the exchange, a line each
+    (`manage.py exchange_check`). About 17 request weight, so read at most once a minute."""
+    result: dict[str, object] | None = cache.get("health:exchange_setup")
+    if result is None:
+        try:
+            from trading.account_setup import setup_check
+            from trading.exchange import CheckState, get_exchange
+
+            lines = setup_check(get_exchange())
+            result = {"ok": all(line.state is not CheckState.FAILED for line in lines),
+                      "lines": [{"name": line.name, "state": str(line.state), "text": line.text} for line in lines]}
+        except Exception:  # reported, not raised; the text goes to the log only
+            logger.exception("health: the exchange setup check failed")
+            return {"ok": False, "error": "the check failed; the server's log says why"}
+        cache.set("health:exchange_setup", result, EXCHANGE_SETUP_CACHE_SECONDS)
+    return result
+
+
 @require_GET
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
@@ -140,14 +174,14 @@ def health(request: HttpRequest) -> JsonResponse:
     healthy = all(check["ok"] for check in checks.values())
     body: dict[str, object] = {"status": "ok" if healthy else "unhealthy"}
     if may_see_detail(request):
-        body.update({"exchange_mode": settings.EXCHANGE, **checks})
+        body.update({"exchange_mode": settings.EXCHANGE, **checks, "exchange_setup": exchange_setup()})
     return JsonResponse(body, status=200 if healthy else 503)
 
 
 def run_checks() -> dict[str, dict[str, object]]:
     checks: dict[str, dict[str, object]] = {}
-    named = [("database", check_database), ("queue", check_queue), ("exchange", check_exchange),
-             ("protection", check_protection), ("positions", check_positions)]
+    named = [("database", check_database), ("migrations", check_migrations), ("queue", check_queue),
+             ("exchange", check_exchange), ("protection", check_protection), ("positions", check_positions)]
     if settings.EXCHANGE != "paper":  # the paper exchange tells everything in its answers
         named.append(("user_stream", check_user_stream))
     for name, check in named:

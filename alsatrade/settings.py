@@ -9,6 +9,7 @@ import os
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -87,15 +88,18 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API tokens stored as SHA-512 digests, with an expiry (REST_KNOX below).
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_q",
     "django_htmx",
     "axes",
     "simple_history",
     "trading",
+    # After trading: Django runs a command from the first app that has it, and trading's `qcluster`
+    # (refusing an unmigrated database) wraps django-q2's.
+    "django_q",
     "preferences",
     "analytics",
     "notifications",
@@ -107,6 +111,9 @@ MIDDLEWARE = [
     # does not use (trading/webhook.py; docs/BENCHMARKS.md, Webhook acknowledgement).
     "trading.webhook.WebhookFastPath",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # The Content-Security-Policy header on every page (CONTENT_SECURITY_POLICY below); below the
+    # webhook and the static files, which are no pages and need not pay for it.
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -209,11 +216,48 @@ BINANCE_STREAM_URL = env.str("BINANCE_STREAM_URL", default="").rstrip("/") or (
 )
 BINANCE_TIMEOUT = float(env_decimal("BINANCE_TIMEOUT", "5", low=Decimal("0.1"), high=Decimal("60")))
 BINANCE_RECV_WINDOW = env_int("BINANCE_RECV_WINDOW", 5000, low=1, high=60000)
+# Leverage and margin type can be changed in Binance's app: remembered ones older than this many
+# seconds are read again before an opening order (trading/account_setup.py).
+EXCHANGE_SETTINGS_MAX_AGE = env_int("EXCHANGE_SETTINGS_MAX_AGE", 300, low=0, high=86400)
+# Binance's futures test environment: its REST hosts (the demo one and the older testnet's) and its
+# stream's. Any other host, a proxy included, may be production: real money.
+BINANCE_TEST_HOSTS = frozenset({"demo-fapi.binance.com", "testnet.binancefuture.com", "fstream.binancefuture.com"})
+
+
+def exchange_host(name: str, url: str, secure: str, plain: str) -> str:
+    """The URL's host, once its scheme is known safe: `secure` (https, wss), or `plain` only to this
+    machine (a local fake), since the signed requests and the stream's events would cross the network
+    in the clear."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host or parts.scheme not in (secure, plain):
+        raise ImproperlyConfigured(f"{name}={url!r} is not a {secure}:// URL.")
+    if parts.scheme == plain and not is_loopback(host):
+        raise ImproperlyConfigured(f"{name}={url!r}: use {secure}://; {plain}:// only to this machine "
+                                   "(127.0.0.0/8, ::1, localhost).")
+    return host
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+BINANCE_HOST = exchange_host("BINANCE_BASE_URL", BINANCE_BASE_URL, "https", "http")
+exchange_host("BINANCE_STREAM_URL", BINANCE_STREAM_URL, "wss", "ws")
 if EXCHANGE == "binance":
-    if DEBUG and not BINANCE_USE_TESTNET:
-        # Debug pages show settings and tracebacks to anyone who reaches the site: never with real money.
-        raise ImproperlyConfigured("DEBUG=1 with EXCHANGE=binance and BINANCE_USE_TESTNET=0 trades real money in debug "
-                                   "mode: set DEBUG=0, or BINANCE_USE_TESTNET=1.")
+    # Debug pages show settings and tracebacks to anyone who reaches the site: never with real money.
+    # Decided by where the orders go, not by BINANCE_USE_TESTNET, which BINANCE_BASE_URL overrides.
+    if DEBUG and not (BINANCE_HOST in BINANCE_TEST_HOSTS or is_loopback(BINANCE_HOST)):
+        raise ImproperlyConfigured(
+            f"DEBUG=1 with EXCHANGE=binance sends orders to {BINANCE_HOST} (BINANCE_BASE_URL, or BINANCE_USE_TESTNET=0), "
+            "which is not Binance's test environment: real money in debug mode. Set DEBUG=0, or point BINANCE_BASE_URL "
+            "at https://demo-fapi.binance.com or a local fake."
+        )
     for _name in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
         if not globals()[_name]:
             raise ImproperlyConfigured(f"{_name} is not set, and EXCHANGE=binance needs it.")
@@ -231,6 +275,14 @@ LANE_KEEPER = env_bool("LANE_KEEPER", True)
 
 # --- Webhook -----------------------------------------------------------------------------------
 WEBHOOK_PASSPHRASE = env.str("WEBHOOK_PASSPHRASE", default="")
+WEBHOOK_PASSPHRASE_MIN_LENGTH = 24
+# With real orders, a passphrase short enough to guess is refused. Unset stays allowed: every webhook
+# without a strategy passphrase of its own is then refused.
+if EXCHANGE == "binance" and WEBHOOK_PASSPHRASE and len(WEBHOOK_PASSPHRASE) < WEBHOOK_PASSPHRASE_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_PASSPHRASE has {len(WEBHOOK_PASSPHRASE)} characters; with EXCHANGE=binance it needs at least "
+        f"{WEBHOOK_PASSPHRASE_MIN_LENGTH}: python -c \"import secrets; print(secrets.token_urlsafe(32))\""
+    )
 # TradingView's documented source addresses; WEBHOOK_ALLOWED_IPS=tradingview selects them.
 TRADINGVIEW_IPS = ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"]
 WEBHOOK_ALLOWED_IPS = [
@@ -248,7 +300,13 @@ WEBHOOK_MAX_SIGNAL_AGE = env_int("WEBHOOK_MAX_SIGNAL_AGE", 60, low=1, high=7 * 2
 WEBHOOK_MAX_FUTURE_SKEW = env_int("WEBHOOK_MAX_FUTURE_SKEW", 5, low=0, high=3600)
 WEBHOOK_RATE_BURST = env_int("WEBHOOK_RATE_BURST", 200, low=1, high=1_000_000)
 WEBHOOK_RATE_PER_SECOND = env_int("WEBHOOK_RATE_PER_SECOND", 50, low=1, high=1_000_000)
-# Refused attempts that never authenticated (401, 403, 413, unreadable 400) are anyone's to send:
+# After WEBHOOK_AUTH_FAILURES wrong passphrases within WEBHOOK_AUTH_WINDOW seconds, a source (an IPv4
+# address, an IPv6 /64) is answered 429 for WEBHOOK_AUTH_BLOCK seconds without its passphrase being
+# checked (trading/rate_limit.py). 0 failures: never blocked.
+WEBHOOK_AUTH_FAILURES = env_int("WEBHOOK_AUTH_FAILURES", 10, low=0, high=1_000_000)
+WEBHOOK_AUTH_WINDOW = env_int("WEBHOOK_AUTH_WINDOW", 600, low=1, high=7 * 24 * 3600)
+WEBHOOK_AUTH_BLOCK = env_int("WEBHOOK_AUTH_BLOCK", 900, low=1, high=7 * 24 * 3600)
+# Refused attempts that never authenticated (401, 403, 413, unreadable 400, a blocked source's 429) are anyone's to send:
 # a scheduled job keeps only this many of the newest (trading/retention.py).
 WEBHOOK_REFUSED_KEEP = env_int("WEBHOOK_REFUSED_KEEP", 10_000, low=0, high=100_000_000)
 # django-q2's records of successful jobs older than this are deleted by the same job.
@@ -261,6 +319,17 @@ if HEALTH_TOKEN and len(HEALTH_TOKEN) < 16:
 # --- Notifications and e-mail (docs/CONFIGURATION.md, Notifications) -----------------------------
 # Channels (Telegram, Discord, e-mail) are configured in the admin; these tune how they are reached.
 NOTIFY_TELEGRAM_API = env.str("NOTIFY_TELEGRAM_API", default="https://api.telegram.org").rstrip("/")
+if not NOTIFY_TELEGRAM_API.startswith("https://"):
+    raise ImproperlyConfigured(f"NOTIFY_TELEGRAM_API={NOTIFY_TELEGRAM_API!r}: only an https:// URL is allowed.")
+# Channels post only to Discord's hosts, NOTIFY_TELEGRAM_API's host and these (a relay of your own),
+# and only when every address the host resolves to is public (notifications/destinations.py).
+NOTIFY_ALLOWED_HOSTS = [host.lower().rstrip(".") for host in env_list("NOTIFY_ALLOWED_HOSTS")]
+for _item in NOTIFY_ALLOWED_HOSTS:
+    if "/" in _item or " " in _item or _item.count(":") == 1:
+        raise ImproperlyConfigured(f"NOTIFY_ALLOWED_HOSTS: {_item!r} is not a host name (no scheme, path or port).")
+# Test-only, never read from the environment: lets the tests' local receiver (plain http on 127.0.0.1)
+# through the address checks that otherwise keep channels from posting inside the network.
+NOTIFY_ALLOW_PRIVATE_ADDRESSES = False
 NOTIFY_TIMEOUT = float(env_decimal("NOTIFY_TIMEOUT", "3", low=Decimal("0.1"), high=Decimal("30")))
 
 # Seconds to wait before each retry of a failed delivery: the list's length + 1 attempts in all.
@@ -290,13 +359,20 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="alsatrade@localhost"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- REST API ----------------------------------------------------------------------------------
+# A token lasts API_TOKEN_TTL_DAYS from its creation (`manage.py api_token create`); 0: until deleted.
+API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 90, low=0, high=3650)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS) if API_TOKEN_TTL_DAYS else None,
+    "AUTH_HEADER_PREFIX": "Token",  # the header scripts already send: `Authorization: Token <key>`
+    "AUTO_REFRESH": False,  # a token in use still ends when its time is up
+}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "alsatrade.api_tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "alsatrade.api_fields.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -314,15 +390,29 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI's default validator is an outside service (validator.swagger.io): keep the page local.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "PREPROCESSING_HOOKS": ["alsatrade.openapi.api_endpoints_only"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "alsatrade.openapi.preference_operations",
+        "alsatrade.openapi.unauthenticated_responses",
+    ],
 }
 
 # --- Login throttle (django-axes): the admin's and the traders' login pages ----------------------
-# After AXES_FAILURE_LIMIT failed logins of one username from one address, that pair is refused (429)
-# for AXES_COOLOFF_MINUTES from the failure that locked it; a successful login clears its count.
+# Failed logins are counted three ways, each with its own limit (alsatrade/login_throttle.py): one
+# username from one address (a guesser at one account), one address across usernames (a guesser
+# trying many accounts), one username across addresses (a guesser with many addresses). Reaching any
+# limit refuses the login (429) for AXES_COOLOFF_MINUTES from the failure that locked it, even with
+# the right password; a successful login clears its own username's count from its own address.
 # The REST API's tokens never pass through a login, so scripts are not throttled here.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, low=1, high=1000)
+LOGIN_THROTTLE_LIMITS = {
+    ("username", "ip_address"): AXES_FAILURE_LIMIT,
+    ("ip_address",): env_int("AXES_ADDRESS_FAILURE_LIMIT", 20, low=1, high=10_000),
+    ("username",): env_int("AXES_USERNAME_FAILURE_LIMIT", 20, low=1, high=10_000),
+}
+AXES_LOCKOUT_PARAMETERS = [list(parameters) for parameters in LOGIN_THROTTLE_LIMITS]
+AXES_HANDLER = "alsatrade.login_throttle.LoginThrottle"
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, low=1, high=7 * 24 * 60))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Attempts during a lock are refused unrecorded: a guesser hammering a locked pair neither extends its
 # lock nor grows its row (axes appends each attempt's form data to it).
@@ -332,9 +422,34 @@ AXES_VERBOSE = False  # no start-up banner on every manage.py command
 # cannot pick a fresh address for each guess, and behind a proxy users are not all one address.
 AXES_CLIENT_IP_CALLABLE = "alsatrade.login_throttle.login_client_address"
 AXES_COOLOFF_MESSAGE = (
-    f"Too many failed logins for this username from your address: try again in {AXES_COOLOFF_TIME // timedelta(minutes=1)} "
-    "minutes, or ask an administrator to unlock it."
+    "Too many failed logins for this username or from your address: try again in "
+    f"{AXES_COOLOFF_TIME // timedelta(minutes=1)} minutes, or ask an administrator to unlock it."
 )
+
+# --- Sessions and Content-Security-Policy ------------------------------------------------------
+# A login lasts SESSION_MAX_HOURS (Django's default is two weeks). Use does not renew it, so it ends
+# that many hours after the login, and a browser left open somewhere stops being a key to the kill switch.
+SESSION_COOKIE_AGE = env_int("SESSION_MAX_HOURS", 12, low=1, high=7 * 24) * 3600
+
+# Every page's scripts come from our own files only (django-csp): markup that ever slipped into a page
+# could not run script. Style attributes stay allowed (the bars' widths on our pages, DRF's browsable
+# API, simple-history's list); <style> blocks do not. /api/docs/ loads its Swagger set-up as a file too.
+# lightweight-charts (static/vendor/) draws TradingView's attribution logo, which its licence asks
+# for, with a <style> element of its own: that exact text is allowed by its hash, no other <style>.
+CHARTS_LOGO_STYLE = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", CHARTS_LOGO_STYLE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Auth, i18n, static ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

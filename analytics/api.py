@@ -1,29 +1,33 @@
 """REST API over the analytics: the /ui/analytics/ page's figures, and the account's snapshots.
 
-`GET /analytics/summary` reads the page's own filter form (analytics.performance_forms) and the page's
-own cached figures (analytics.performance), so the page and the API cannot disagree; this module only
-writes them as JSON, amounts as normalised strings (alsatrade.api_fields.AmountField).
+`GET /analytics/summary` reads the page's own cached figures (analytics.performance) over the window
+the page's own filter form (analytics.performance_forms) makes, so the page and the API cannot
+disagree on a figure; this module writes them as JSON, amounts as normalised strings
+(alsatrade.api_fields.AmountField). Its parameters are checked as the schema says, where the page is
+lenient: any strategy or symbol (one without trades has zero figures), a "From" after the "To" is an
+empty period, and a bad or empty value is a 400 where the page falls back to its default.
 """
 
+import re
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alsatrade.api_fields import AmountField, AmountModelSerializer
+from alsatrade.api_fields import NO_NUL, AmountField, AmountModelSerializer, StrictCharField, refuse_empty_values
+from alsatrade.openapi import PAGE_NOT_FOUND, bad_request
 from analytics.models import AccountSnapshot
 from analytics.performance import CACHE_SECONDS, LATENCY_SAMPLE, Scope, cached_equity, cached_performance
 from analytics.performance_forms import PERIOD_CHOICES, PerformanceFilterForm, Window
 from trading.exchange import get_exchange
-from trading.models import Execution
 
 # Ratios and averages are exact quotients (28 digits): written to the ledger's own 8 decimals.
 LEDGER_PLACES = 8
@@ -127,15 +131,39 @@ class AccountSnapshotSerializer(AmountModelSerializer):
         read_only_fields = fields
 
 
-# --- views ---------------------------------------------------------------------------------------------
+# --- the query ---------------------------------------------------------------------------------------
+class DayField(serializers.DateField):
+    """A day as the schema's `format: date` writes it, YYYY-MM-DD: Django also reads 2024-1-5, 20240105
+    and 2024-W01-5."""
+
+    def to_internal_value(self, value: object) -> date:
+        if not (isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)):
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
+
+
+class SummaryQuery(serializers.Serializer):
+    period = serializers.ChoiceField(choices=[value for value, _label in PERIOD_CHOICES], required=False)
+    start = DayField(required=False)
+    end = DayField(required=False)
+    strategy = StrictCharField(required=False)
+    symbol = StrictCharField(required=False)
+
+
+TEXT = {"type": "string", "minLength": 1, "pattern": NO_NUL}
 SUMMARY_PARAMETERS = [
     OpenApiParameter("period", OpenApiTypes.STR, enum=[value for value, _label in PERIOD_CHOICES],
-                     description="Default 30d. `range` (implied by start or end) needs start, end or both."),
+                     description="Default 30d. `range` (implied by start or end) is every day from start to end; "
+                     "without either, all time."),
     OpenApiParameter("start", OpenApiTypes.DATE, description="First UTC day of a chosen range."),
-    OpenApiParameter("end", OpenApiTypes.DATE, description="Last UTC day of a chosen range (inclusive)."),
-    OpenApiParameter("strategy", OpenApiTypes.STR, description="One strategy that has executions."),
-    OpenApiParameter("symbol", OpenApiTypes.STR, description="One symbol that has executions."),
+    OpenApiParameter("end", OpenApiTypes.DATE, description="Last UTC day of a chosen range (inclusive). Before "
+                     "start: an empty period, whose figures are zero."),
+    OpenApiParameter("strategy", TEXT, description="One strategy (exactly as its alerts name it)."),
+    OpenApiParameter("symbol", TEXT, description="One symbol."),
 ]
+
+
+# --- views ---------------------------------------------------------------------------------------------
 
 
 class AnalyticsSummary(APIView):
@@ -146,7 +174,7 @@ class AnalyticsSummary(APIView):
     @extend_schema(
         parameters=SUMMARY_PARAMETERS,
         responses={200: AnalyticsSummarySerializer,
-                   400: OpenApiResponse(description="A bad parameter; the body names it and says why.")},
+                   400: bad_request("A parameter is empty or not what the schema says; the body names it and why.")},
     )
     def get(self, request: Request) -> Response:
         exchange = get_exchange()
@@ -166,22 +194,24 @@ class AnalyticsSummary(APIView):
 
 
 def summary_filter(params: QueryDict) -> tuple[Window, str, str]:
-    """The page's form, strict: where the page falls back to the last 30 days, the API answers 400."""
-    form = PerformanceFilterForm(params, strategies=_distinct("strategy"), symbols=_distinct("symbol"))
-    if not form.is_valid():
-        raise ValidationError({"non_field_errors" if name == "__all__" else name: [str(message) for message in messages]
-                               for name, messages in form.errors.items()})
-    if form.cleaned_data["period"] == "range" and not (form.cleaned_data["start"] or form.cleaned_data["end"]):
-        # The form's window() cannot label a range without a day (the page answers ?period=range with a 500).
-        raise ValidationError({"period": ["“range” needs start, end or both."]})
-    return form.window(now=timezone.now()), form.choice("strategy"), form.choice("symbol")
+    """The period's window, the strategy and the symbol ("": every one); a 400 for a bad parameter."""
+    query = SummaryQuery(data=params)
+    refuse_empty_values(params, list(query.fields))
+    query.is_valid(raise_exception=True)
+    chosen = query.validated_data
+    strategy, symbol = chosen.get("strategy", ""), chosen.get("symbol", "")
+    start, end = chosen.get("start"), chosen.get("end")
+    if start and end and start > end:
+        # The page refuses this; the API's schema cannot relate two parameters, so it answers the empty span.
+        moment = datetime.combine(start, time(0), tzinfo=UTC)
+        return Window(moment, moment, f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"), strategy, symbol
+    days = QueryDict(mutable=True)
+    days.update({name: str(chosen[name]) for name in ("period", "start", "end") if name in chosen})
+    form = PerformanceFilterForm(days, strategies=[], symbols=[])
+    return form.window(now=timezone.now()), strategy, symbol
 
 
-def _distinct(field: str) -> list[str]:
-    # As the page offers them: both columns are indexed, the names are read from the index.
-    return list(Execution.objects.order_by(field).values_list(field, flat=True).distinct())
-
-
+@extend_schema_view(get=extend_schema(responses={200: AccountSnapshotSerializer(many=True), 404: PAGE_NOT_FOUND}))
 class AccountHistory(generics.ListAPIView):
     """The account's balance snapshots (the account this deployment trades now), newest first."""
 

@@ -1,15 +1,18 @@
-"""What the dashboard shows besides plain rows: whether its figures are fresh, and the equity curve."""
+"""What the dashboard shows besides plain rows: whether its figures are fresh, the equity curve, and
+the strategies whose opens are locked."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from alsatrade.health import HEARTBEAT_MAX_AGE
 from analytics.models import AccountSnapshot
+from preferences.models import StrategyPreference
 from trading.models import WorkerHeartbeat
 from trading.recovery import HEARTBEAT_PREFIX, worker_alive_at
+from trading.risk import Lock, strategy_lock
 
 # The worker snapshots the account every minute: three missed snapshots mean the figures on the page
 # no longer describe the account.
@@ -50,3 +53,24 @@ def equity_points(account: str) -> list[dict[str, object]]:
     for taken_at, equity in reversed(list(rows)):
         points[int(taken_at.timestamp())] = equity
     return [{"time": second, "value": value} for second, value in points.items()]
+
+
+@dataclass(frozen=True)
+class StrategyLock:
+    strategy: StrategyPreference
+    lock: Lock
+
+
+def strategy_locks(now: datetime) -> list[StrategyLock]:
+    """Each enabled strategy whose opens a protection locks now. Only strategies with a protection
+    set, or a stored lock, are asked (risk.strategy_lock: a query per protection set)."""
+    protected = (
+        Q(halted_until__gt=now) | Q(drawdown_locked_at__isnull=False) | Q(cooldown_after_loss__isnull=False)
+        | Q(max_trades_per_day__isnull=False) | Q(loss_streak_limit__isnull=False) | ~Q(trading_hours="")
+    )
+    locks = []
+    for strategy in StrategyPreference.objects.filter(protected, enabled=True):
+        lock = strategy_lock(strategy, now=now)
+        if lock is not None:
+            locks.append(StrategyLock(strategy, lock))
+    return locks

@@ -3,12 +3,20 @@
 Binance keeps income (`/fapi/v1/income`: realized P&L, commissions, funding fees…) for three months;
 `LedgerEntry` keeps it for good. The import is idempotent and paged: it resumes a little before the
 newest line it already holds (lines can be booked late), and a line already held is skipped by its
-(account, tranId, kind), the key Binance documents as unique. The paper exchange writes the same
-ledger from its fills, so both modes are analysed alike.
+(account, tranId, kind), the key Binance documents as unique.
+
+The ledger follows the fills within seconds, so the analytics page's net P&L agrees with its trades:
+- the paper exchange writes a fill's lines with the fill, in its transaction (`fill_lines_write`);
+  the import reads the same lines later and skips them;
+- on Binance, each fill the user data stream reports brings an import forward (analytics/follow.py):
+  about FOLLOW_DELAY after the fill, as Binance books the income a moment after the trade.
+Every complete import is stamped (a WorkerHeartbeat row per account): the page says "ledger as of"
+that time, or the newest line's if later (`ledger_as_of`).
 
 Attribution — whose money a line is:
 - A fill belongs to the Order whose `exchange_order_id` is the fill's order id, and so to the
-  strategy of that order's Execution. A realized P&L or commission line names its trade (`tradeId`);
+  strategy of that order's Execution (for a stop-loss or take-profit that filled at the exchange, of
+  the Execution that placed it). A realized P&L or commission line names its trade (`tradeId`);
   the trade is mapped to its order by reading the fills of our orders filled around the line's time
   (`get_fills`, which also records the exchange's commission and realized P&L on the order).
 - Where two strategies trade one symbol, each fill still belongs to exactly one order, so to one
@@ -26,12 +34,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Exists, Min, OuterRef
+from django.db.models import Exists, Max, Min, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from analytics.models import LedgerEntry
 from trading.exchange import Exchange, ExchangeError, Fill, IncomeRecord, PermanentError, get_exchange
-from trading.models import Order
+from trading.lanes import HOST
+from trading.models import Order, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +54,14 @@ ORDER_LEAD = timedelta(hours=1)  # an Order row is written before its fill, with
 CLOCK_SLACK = timedelta(minutes=1)  # line times are the exchange's clock, Order rows ours: they may disagree
 MAX_FILL_READS = 100  # per run: userTrades costs 5 a call
 FINAL = (Order.Status.FILLED, Order.Status.PARTIALLY_FILLED, Order.Status.CANCELED, Order.Status.EXPIRED)
+OWNERS = ("execution", "protective__execution")  # what names an order's strategy (_strategy_of)
 
 
 def ledger_import(exchange: Exchange, *, limit: int = PAGE_LIMIT, max_pages: int = MAX_PAGES) -> int:
     """Import the ledger lines not yet held, and attribute what can be; the number of new lines."""
     account = exchange.account_id
-    records = _income_read(exchange, start_ms=_resume_ms(account), limit=limit, max_pages=max_pages)
+    read_started = timezone.now()
+    records, complete = _income_read(exchange, start_ms=_resume_ms(account), limit=limit, max_pages=max_pages)
     held: set[tuple[str, str]] = set()
     if records:
         # A line held has the time it has now: the time range finds them all (by the index on account, time).
@@ -60,16 +72,40 @@ def ledger_import(exchange: Exchange, *, limit: int = PAGE_LIMIT, max_pages: int
     LedgerEntry.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
     since = min([e.time for e in new] + [timezone.now() - ATTRIBUTION_WINDOW])
     ledger_attribute(exchange, since=since)
+    if complete:  # everything booked before the read began is held (what was cut short is not)
+        WorkerHeartbeat.objects.update_or_create(name=_import_stamp(account), defaults={
+            "beat_at": read_started, "host": HOST, "detail": f"{len(new)} line(s) imported"})
     return len(new)
 
 
+def ledger_as_of(account: str) -> datetime | None:
+    """How current the account's ledger is: its last complete import, or its newest line when that is
+    later (the paper exchange writes its lines with its fills); None before either."""
+    newest = Subquery(LedgerEntry.objects.filter(account=account).order_by("-time").values("time")[:1])
+    imported = Max("beat_at")  # aggregated: one row whether the stamp exists or not
+    # One query (the analytics page asks on every view); Greatest is NULL if either is, hence Coalesce.
+    return WorkerHeartbeat.objects.filter(name=_import_stamp(account)).aggregate(
+        as_of=Greatest(Coalesce(imported, newest), Coalesce(newest, imported)))["as_of"]
+
+
+def _import_stamp(account: str) -> str:
+    return f"ledger:{account}"[:50]
+
+
+def _newest(account: str) -> datetime | None:
+    return LedgerEntry.objects.filter(account=account).order_by("-time").values_list("time", flat=True).first()
+
+
 def _resume_ms(account: str) -> int | None:
-    newest = LedgerEntry.objects.filter(account=account).order_by("-time").values_list("time", flat=True).first()
+    newest = _newest(account)
     return None if newest is None else _ms(newest - OVERLAP)
 
 
-def _income_read(exchange: Exchange, *, start_ms: int | None, limit: int, max_pages: int) -> list[IncomeRecord]:
-    """Page through the income from `start_ms`, oldest first, until a short page."""
+def _income_read(
+    exchange: Exchange, *, start_ms: int | None, limit: int, max_pages: int
+) -> tuple[list[IncomeRecord], bool]:
+    """Page through the income from `start_ms`, oldest first, until a short page; the lines, and
+    whether the read reached the end (False: cut at `max_pages`)."""
     found: dict[tuple[str, str], IncomeRecord] = {}
     for _ in range(max_pages):
         page = exchange.get_income(start_ms=start_ms, limit=limit)
@@ -85,7 +121,20 @@ def _income_read(exchange: Exchange, *, start_ms: int | None, limit: int, max_pa
         start_ms = last_ms if fresh and last_ms != start_ms else last_ms + 1
     else:
         logger.info("ledger: %s pages read; the rest waits for the next run", max_pages)
-    return sorted(found.values(), key=lambda r: r.time)
+        return sorted(found.values(), key=lambda r: r.time), False
+    return sorted(found.values(), key=lambda r: r.time), True
+
+
+def fill_lines_write(account: str, records: Iterable[IncomeRecord], *, client_order_id: str) -> None:
+    """The lines of a fill just made, written with it (the paper exchange's, whose ledger is its own
+    fills): call it in the fill's transaction. Attributed at once to our order of that client order id;
+    a fill with none yet (a triggered protective order, recorded by the user stream) is attributed by
+    the next import. The import reads the same lines again and skips them (same tranId)."""
+    order = Order.objects.select_related(*OWNERS).filter(client_order_id=client_order_id).first()
+    entries = [_entry(account, record) for record in records]
+    for entry in entries:
+        entry.order, entry.strategy = order, _strategy_of(order)
+    LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
 
 
 def _entry(account: str, record: IncomeRecord) -> LedgerEntry:
@@ -123,14 +172,27 @@ def _trades_attribute(exchange: Exchange, lines: list[LedgerEntry]) -> int:
         if (line.symbol, line.trade_id) in owners:
             by_order[owners[line.symbol, line.trade_id]].append(line.pk)
     for order, pks in by_order.items():
-        LedgerEntry.objects.filter(pk__in=pks).update(order=order, strategy=order.execution.strategy if order.execution else "")
+        LedgerEntry.objects.filter(pk__in=pks).update(order=order, strategy=_strategy_of(order))
     return sum(len(pks) for pks in by_order.values())
+
+
+def _strategy_of(order: Order | None) -> str:
+    """The strategy whose order it is: its execution's, or for a stop-loss or take-profit that filled,
+    the execution's that placed it (as trading/risk.py counts them)."""
+    if order is None:
+        return ""
+    execution = order.execution or (order.protective.execution if order.protective else None)
+    return execution.strategy if execution is not None else ""
+
+
+def _ours_on(exchange_name: str) -> Q:
+    return Q(execution__exchange=exchange_name) | Q(protective__execution__exchange=exchange_name)
 
 
 def _known_owners(account: str, trade_ids: set[str]) -> dict[tuple[str, str], Order]:
     """Trades already mapped by another line of theirs (the REALIZED_PNL and COMMISSION of one trade)."""
     known = (LedgerEntry.objects.filter(account=account, trade_id__in=trade_ids, order__isnull=False)
-             .select_related("order__execution"))
+             .select_related(*(f"order__{owner}" for owner in OWNERS)))
     return {(entry.symbol, entry.trade_id): entry.order for entry in known if entry.order is not None}
 
 
@@ -147,12 +209,12 @@ def _orders_to_read(exchange_name: str, lines: list[LedgerEntry]) -> list[Order]
     for symbol, times in windows.items():
         orders += (
             Order.objects.filter(
-                execution__exchange=exchange_name, symbol=symbol, status__in=FINAL, executed_qty__gt=0,
+                _ours_on(exchange_name), symbol=symbol, status__in=FINAL, executed_qty__gt=0,
                 created_at__gte=min(times) - ORDER_LEAD, created_at__lte=max(times) + CLOCK_SLACK,
             )
             .exclude(exchange_order_id="")
             .exclude(Exists(LedgerEntry.objects.filter(order=OuterRef("pk"))))
-            .select_related("execution")
+            .select_related(*OWNERS)
             .order_by("created_at")[:MAX_FILL_READS]
         )
     return sorted(orders, key=lambda order: order.created_at)[:MAX_FILL_READS]

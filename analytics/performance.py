@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.core.cache import cache
-from django.db.models import CharField, F, FloatField, Func, Max, QuerySet, Sum
+from django.db.models import CharField, F, FloatField, Func, Max, Q, QuerySet, Sum
 from django.db.models.functions import Cast, Coalesce, Substr
 
 from analytics import metrics
@@ -207,18 +207,22 @@ def _pnl(kind: str, amount: Decimal) -> PnL:
 # --- fills -------------------------------------------------------------------------------------------
 def fills(scope: Scope) -> list[Fill]:
     """Every fill of ours up to the end of the period, oldest first: a trade closed in the period may
-    have opened long before it. An order is one fill at its average price; its commission is positive
-    on the order (as Binance reports it) and turned into the ledger's sign here."""
-    orders = Order.objects.filter(executed_qty__gt=0, execution__exchange=scope.exchange)
+    have opened long before it. A stop-loss or take-profit that filled at the exchange is a fill of the
+    strategy whose execution placed it (as the ledger attributes it). An order is one fill at its
+    average price; its commission is positive on the order (as Binance reports it) and turned into the
+    ledger's sign here."""
+    orders = Order.objects.filter(
+        Q(execution__exchange=scope.exchange) | Q(protective__execution__exchange=scope.exchange), executed_qty__gt=0)
     if scope.strategy:
-        orders = orders.filter(execution__strategy=scope.strategy)
+        orders = orders.filter(Q(execution__strategy=scope.strategy) | Q(protective__execution__strategy=scope.strategy))
     if scope.symbol:
         orders = orders.filter(symbol=scope.symbol)
     if scope.end is not None:
         orders = orders.filter(created_at__lt=scope.end)
     # Numbers and times as text, parsed here: Django's own converters cost twice the query on 10,000 rows.
     rows = orders.order_by("created_at", "id").values_list(
-        _text(Coalesce("acknowledged_at", "created_at")), "execution__strategy", "symbol", "side",
+        _text(Coalesce("acknowledged_at", "created_at")), Coalesce("execution__strategy", "protective__execution__strategy"),
+        "symbol", "side",
         _text("executed_qty"), _text("avg_price"), _text("realized_pnl"), _text("commission"),
     )
     return [

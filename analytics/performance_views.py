@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from analytics.ledger import ledger_as_of
 from analytics.metrics import BREAK_EVEN
 from analytics.models import AccountSnapshot
 from analytics.performance import CACHE_SECONDS, LATENCY_SAMPLE, Scope, cached_equity, cached_performance
@@ -39,6 +40,7 @@ def analytics(request: HttpRequest) -> HttpResponse:
         "break_even": BREAK_EVEN,
         "latency_sample": LATENCY_SAMPLE,
         "cache_seconds": CACHE_SECONDS,
+        "ledger_as_of": ledger_as_of(exchange.account_id),
     })
 
 

@@ -20,3 +20,9 @@ def import_ledger() -> str:
     """Every 5 minutes (migration analytics/0004): safe to run twice, the import skips what it holds."""
     imported = ledger_import(get_exchange())
     return f"{imported} ledger line(s) imported"
+
+
+def import_ledger_after_fills(*symbols: str) -> str:
+    """Queued by the user stream a moment after fills (analytics/follow.py): the same import, brought forward."""
+    imported = ledger_import(get_exchange())
+    return f"{imported} ledger line(s) imported after fills of {', '.join(symbols)}"

@@ -18,8 +18,9 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from alsatrade.login_throttle import login_client_address
 from analytics.allocation import Allocation, Holding, allocation_by_strategy
-from analytics.dashboard import equity_points, freshness
+from analytics.dashboard import equity_points, freshness, strategy_locks
 from analytics.forms import ExecutionFilterForm, SignalFilterForm
 from analytics.models import AccountSnapshot
 from analytics.timeline import decision_plan, sizing_rows, stage_timeline
@@ -60,8 +61,10 @@ def _execution_rows() -> QuerySet[Execution]:
 
 @require_GET
 @login_required_polled
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    if request.htmx and request.htmx.target == "locks":  # its own slower poll: a lock lasts minutes at least
+        return render(request, "ui/dashboard/_locks.html", {"locks": strategy_locks(timezone.now())})
     # The account this deployment trades now: testnet and production keys are different accounts.
     exchange = get_exchange()
     account = exchange.account_id
@@ -80,7 +83,8 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "ui/dashboard/_live.html", context)
     kill_switch = {"form": HaltForm(instance=context["halt"]), "may_change": request.user.has_perm("trading.change_tradinghalt")}
-    return render(request, "ui/dashboard.html", {**context, "equity_points": equity_points(account), "kill_switch": kill_switch})
+    return render(request, "ui/dashboard.html", {**context, "equity_points": equity_points(account), "kill_switch": kill_switch,
+                                                 "locks": strategy_locks(timezone.now())})
 
 
 def _open_positions(exchange: str) -> QuerySet[Position]:
@@ -153,9 +157,11 @@ def halt_change(request: HttpRequest) -> HttpResponse:
     form = HaltForm(request.POST, instance=TradingHalt.current())
     if not form.is_valid():
         problems = "; ".join(f"{field}: {' '.join(str(error) for error in errors)}" for field, errors in form.errors.items())
-        return HttpResponseBadRequest(problems)
+        # Plain text: the errors quote what was posted, which must never come back as markup.
+        return HttpResponseBadRequest(problems, content_type="text/plain; charset=utf-8")
     who = request.user.get_username()
-    halt_set(halted=form.cleaned_data["halted"], reason=form.cleaned_data["reason"], by=who)
+    halt_set(halted=form.cleaned_data["halted"], reason=form.cleaned_data["reason"], by=who,
+             address=login_client_address(request))
     if form.cleaned_data["flatten"]:
         closing = positions_flatten(by=who)
         messages.warning(request, f"Closing {len(closing)} open position(s) now." if closing else "No open position to close.")

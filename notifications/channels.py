@@ -1,17 +1,22 @@
 """Sending one message to one channel: Telegram's Bot API, a Discord webhook, or Django's mail.
 
 Each sender raises DeliveryError with a message that is safe to store and show: the channel's
-secrets are masked out of it. HTTP requests give up after NOTIFY_TIMEOUT seconds.
+secrets are masked out of it, and of an HTTP answer only the status is kept, never the body the
+remote wrote. HTTP requests go only where notifications/destinations.py allows, to the addresses it
+checked, follow no redirect, and give up after NOTIFY_TIMEOUT seconds.
 """
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
+import ssl
 from collections.abc import Callable, Mapping
+from functools import cache
 
 from django.conf import settings
 from django.core.mail import send_mail
 
+from notifications.destinations import Destination, DestinationRefused, destination_check
 from notifications.models import Channel
 from notifications.redaction import redact
 
@@ -56,21 +61,79 @@ def email_send(channel: Channel, text: str) -> None:
 
 
 def _post_json(url: str, body: Mapping[str, object], channel: Channel) -> None:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=settings.NOTIFY_TIMEOUT) as response:
-            response.read(1024)
-    except urllib.error.HTTPError as error:
-        # Telegram says why in {"description": …}; Discord in {"message": …}.
-        detail = error.read(300).decode(errors="replace").strip()
-        raise DeliveryError(redact(f"HTTP {error.code}: {detail}", channel.secrets)) from None
-    except urllib.error.URLError as error:
-        raise DeliveryError(redact(_why(error.reason), channel.secrets)) from None
-    except OSError as error:  # TimeoutError while reading the answer, a reset connection
+        destination = destination_check(url)
+    except DestinationRefused as error:
+        raise DeliveryError(redact(f"refused: {error}", channel.secrets)) from None
+    connection = _connection(destination)
+    try:
+        connection.request("POST", destination.target, body=json.dumps(body).encode(),
+                           headers={"Content-Type": "application/json", "User-Agent": USER_AGENT})
+        status = connection.getresponse().status
+    except OSError as error:  # refused, reset, timed out, a certificate that does not match
         raise DeliveryError(redact(_why(error), channel.secrets)) from None
+    except http.client.HTTPException as error:  # its text may quote the remote's answer: the type alone
+        raise DeliveryError(f"the answer was not valid HTTP ({type(error).__name__})") from None
+    finally:
+        connection.close()
+    if not 200 <= status < 300:
+        # The answer's body is never kept: the remote writes it, and it may quote our request.
+        raise DeliveryError(f"HTTP {status}: {_refusal(status)}")
+
+
+def _refusal(status: int) -> str:
+    if 300 <= status < 400:
+        return "a redirect, which is not followed (has the address moved?)"
+    if status in (401, 403, 404):
+        return "the service refused the bot token or webhook (revoked, deleted, or mistyped?)"
+    if status == 429:
+        return "the service asks us to slow down"
+    if status >= 500:
+        return "the service had an error"
+    return "the service refused the message (is the chat id right?)" if status == 400 else "an unexpected answer"
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the addresses destination_check approved instead of looking the host up again."""
+
+    def __init__(self, destination: Destination, timeout: float) -> None:
+        super().__init__(destination.host, destination.port, timeout=timeout)
+        self.addresses = destination.addresses
+
+    def connect(self) -> None:
+        self.sock = _first_connected(self.addresses, self.port, self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """The same, over TLS: the certificate is still checked against the host's name."""
+
+    def __init__(self, destination: Destination, timeout: float) -> None:
+        super().__init__(destination.host, destination.port, timeout=timeout, context=_tls())
+        self.addresses = destination.addresses
+
+    def connect(self) -> None:
+        sock = _first_connected(self.addresses, self.port, self.timeout)
+        self.sock = _tls().wrap_socket(sock, server_hostname=self.host)
+
+
+def _connection(destination: Destination) -> http.client.HTTPConnection:
+    pinned = _PinnedHTTPSConnection if destination.scheme == "https" else _PinnedHTTPConnection
+    return pinned(destination, settings.NOTIFY_TIMEOUT)
+
+
+def _first_connected(addresses: tuple[str, ...], port: int, timeout: float | None) -> socket.socket:
+    failure: OSError = OSError("no address to connect to")
+    for address in addresses:  # in the resolver's order, as socket.create_connection tries them
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as error:
+            failure = error
+    raise failure
+
+
+@cache
+def _tls() -> ssl.SSLContext:
+    return ssl.create_default_context()
 
 
 def _why(reason: object) -> str:

@@ -22,6 +22,16 @@ def execution_text(execution: Execution) -> str:
     return redact("\n".join(lines))
 
 
+def passphrase_block_text(*, source: str, address: str, exempt: bool) -> str:
+    """A source reached WEBHOOK_AUTH_FAILURES wrong passphrases (trading/webhook.py); told as a limit hit."""
+    last = f" (the last from {address})" if address != source else ""
+    said = (f"Webhook: {settings.WEBHOOK_AUTH_FAILURES} wrong passphrases from {source}{last} "
+            f"within {settings.WEBHOOK_AUTH_WINDOW} s.")
+    if exempt:
+        return said + " Not blocked, as WEBHOOK_ALLOWED_IPS names it: someone who knows the webhook's URL is guessing."
+    return said + f" Its signals are refused (429) for {settings.WEBHOOK_AUTH_BLOCK} s, whatever passphrase they carry."
+
+
 def trial_text(channel_name: str) -> str:
     return f"Alsa Trade test message for “{channel_name}”: this channel works.\n{link(reverse('ui:dashboard'))}"
 

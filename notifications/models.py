@@ -1,8 +1,11 @@
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from notifications.destinations import DestinationRefused, destination_check
 
 
 class EventType(models.TextChoices):
@@ -87,6 +90,20 @@ class Channel(models.Model):
                 validate_email(address)
             except ValidationError:
                 raise ValidationError({"email_to": f"{address!r} is not an e-mail address."}) from None
+        self._clean_destination()
+
+    def _clean_destination(self) -> None:
+        """Refused at once, not at the first send (which checks again: DNS can change meanwhile)."""
+        if self.kind == self.Kind.DISCORD:
+            field, url, where = "discord_webhook_url", self.discord_webhook_url, "Messages may not go to this URL"
+        elif self.kind == self.Kind.TELEGRAM:
+            field, url, where = NON_FIELD_ERRORS, settings.NOTIFY_TELEGRAM_API, "Telegram's API (NOTIFY_TELEGRAM_API) is refused"
+        else:
+            return
+        try:
+            destination_check(url)
+        except DestinationRefused as error:
+            raise ValidationError({field: f"{where}: {error}."}) from None
 
     def recipients(self) -> list[str]:
         return [part.strip() for part in self.email_to.replace("\n", ",").split(",") if part.strip()]

@@ -24,6 +24,8 @@ class StrategyPreferenceAdmin(SimpleHistoryAdmin, DisplayAdmin):
         ("Trading", {"fields": ["direction", "sizing", "allocation_pct", "leverage", "margin_type", "price_tolerance_pct"]}),
         ("Protection and risk", {"fields": ["stop_loss", "take_profit", "max_daily_loss", "max_open_positions",
                                       "halted_until", "sync_to_alert"]}),
+        ("Protections", {"fields": ["cooldown_after_loss", "max_trades_per_day", "loss_streak_limit", "max_drawdown_pct",
+                                    "drawdown_locked_at", "trading_hours"]}),
         ("Webhook", {"fields": ["new_passphrase", "clear_passphrase", "max_signal_age"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]

@@ -1,22 +1,28 @@
 """REST API over strategy preferences: read them all, or set one setting of one strategy.
 
 Every change goes through StrategyPreferenceForm, the admin's own form, so the admin and the API
-can never disagree on what a valid preference is.
+can never disagree on what a valid preference is. Before it, the value must be what the type's
+schema says (preferences/api_values.py): 400 if not; a well-formed value the form still refuses
+(a symbol the exchange does not list) is a 409.
 """
 
 import json
 
 from django.db import IntegrityError, transaction
 from django.forms.models import model_to_dict
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alsatrade.api_fields import AmountModelSerializer
+from alsatrade.api_fields import NOT_BLANK, AmountModelSerializer, StrictCharField
+from alsatrade.openapi import FORBIDDEN, bad_request, conflict
+from preferences.api_values import value_read
 from preferences.forms import StrategyPreferenceForm
 from preferences.models import StrategyPreference
 
@@ -41,6 +47,7 @@ PREFERENCE_TYPES = {
     "loss_streak_limit": "loss_streak_limit",
     "max_drawdown_pct": "max_drawdown_pct",
     "trading_hours": "trading_hours",
+    "drawdown_lock": "drawdown_locked_at",
 }
 BOOLEAN_WORDS = {"true": True, "false": False}
 
@@ -64,18 +71,34 @@ class PreferenceSerializer(AmountModelSerializer):
 
 
 class PreferenceChangeSerializer(serializers.Serializer):
-    strategy = serializers.CharField(max_length=100, help_text="The alert's `strategy` value; created if new.")
+    strategy = StrictCharField(regex=NOT_BLANK, max_length=100, help_text="The alert's `strategy` value; created if "
+                               "new. Spaces around it are dropped.")
     value = serializers.JSONField(
         allow_null=True,
-        help_text="product: list or comma-separated symbols · strategy: true/false · direction: long/short/both · "
-        "leverage: 1–125 · allocation: 0 < x ≤ 100 · margin: cross/isolated · sizing: allocation/signal · "
-        "max_daily_loss: USDT or null · max_open_positions: ≥ 1 or null"
+        help_text="product: list or comma-separated symbols, checked against the exchange (BTC → BTCUSDT) · "
+        "strategy: true/false · direction: long/short/both · leverage: 1–125 · allocation: 0 < x ≤ 100 (% of equity) · "
+        "margin: cross/isolated · sizing: auto/allocation/signal/risk · risk_pct: 0 < x ≤ 100 or null · "
+        "max_position_usdt: USDT or null · stop_loss, take_profit: % from entry, 0 or null off · "
+        "max_daily_loss: USDT or null · max_open_positions: ≥ 1 or null · sync_to_alert: true/false · "
+        "cooldown_after_loss: minutes or null · max_trades_per_day: ≥ 1 or null · loss_streak_limit: ≥ 1 or null · "
+        "max_drawdown_pct: 0 < x ≤ 100 or null · trading_hours: e.g. \"mon-fri 07:00-21:00\" (UTC) or \"\" · "
+        "drawdown_lock: null/false lifts the lock, true locks now"
     )
+
+
+    def validate_strategy(self, name: str) -> str:
+        return name.strip()  # as the form does: the schema's maxLength counts the name as sent
 
 
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The strategy was created by another request at the same moment; send the change again."
+
+
+class Refused(APIException):
+    """A value of the right form that the strategy's form refuses as things are (its errors as the body)."""
+
+    status_code = status.HTTP_409_CONFLICT
 
 
 class CanChangePreferences(BasePermission):
@@ -98,24 +121,29 @@ class PreferenceChange(APIView):
     """Set one setting of one strategy, creating the strategy if new (201)."""
 
     permission_classes = [IsAuthenticated, CanChangePreferences]
+    # JSON only: the schema's `value` is JSON (a list, a number, true), which a form body cannot carry.
+    parser_classes = [JSONParser]
 
+    # One operation per type in the schema (alsatrade.openapi.preference_operations), each with its value.
     @extend_schema(
         operation_id="preferences_set",
-        parameters=[
-            OpenApiParameter("type", str, OpenApiParameter.PATH, enum=list(PREFERENCE_TYPES), description="The setting.")
-        ],
         request=PreferenceChangeSerializer,
         responses={
             200: PreferenceSerializer,
             201: PreferenceSerializer,
-            400: OpenApiResponse(description="A bad type or value; the body names it and says why."),
+            400: bad_request("A bad type, strategy name or value (not what the type's schema says); the body names it."),
+            403: FORBIDDEN,
+            409: conflict("A well-formed value the strategy refuses as things are (a symbol the exchange does not "
+                          "list; a window that ends where it starts), or a strategy created by another request at "
+                          "the same moment; the body says why."),
         },
     )
     def post(self, request: Request, type: str) -> Response:  # noqa: A002 - the contract's own word
         field = field_for_type(type)
         data = PreferenceChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        name, value = data.validated_data["strategy"], data.validated_data["value"]
+        name = data.validated_data["strategy"]
+        value = value_read(type, field, data.validated_data["value"])
         try:
             may_create = request.user.has_perm("preferences.add_strategypreference")
             preference, created = preference_set(name=name, kind=type, field=field, value=value, may_create=may_create)
@@ -143,13 +171,15 @@ def preference_set(
             raise PermissionDenied("Creating a strategy needs the preferences.add_strategypreference permission.")
         form = bound_form(preference or StrategyPreference(name=name), kind=kind, field=field, value=value)
         if not form.is_valid():
-            raise ValidationError(errors_by_type(form, kind=kind, field=field))
+            raise Refused(errors_by_type(form, kind=kind, field=field))
         return form.save(), created
 
 
 def bound_form(preference: StrategyPreference, *, kind: str, field: str, value: object) -> StrategyPreferenceForm:
     """The admin's form, bound to the strategy's current values with the one field changed."""
-    data = model_to_dict(preference, fields=StrategyPreferenceForm.Meta.fields)
+    current = model_to_dict(preference, fields=StrategyPreferenceForm.Meta.fields)
+    # A page posts the value it showed beside a lock field ("initial-…"): here what was shown is the row itself.
+    data = {**current, **{f"initial-{name}": shown for name, shown in current.items()}}
     data[field] = form_value(kind, value)
     return StrategyPreferenceForm(data=data, instance=preference)
 
@@ -163,6 +193,14 @@ def form_value(kind: str, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
             return BOOLEAN_WORDS[value.strip().lower()]
         raise ValidationError({kind: [f"{json.dumps(value)} is not true or false."]})
+    if kind == "drawdown_lock":
+        # null or false lifts the lock (and measures the drawdown afresh from now); true locks it now.
+        lock = BOOLEAN_WORDS.get(value.strip().lower(), value) if isinstance(value, str) else value
+        if lock is None or lock is False:
+            return None
+        if lock is True:
+            return timezone.now()
+        raise ValidationError({kind: [f"{json.dumps(value)} is not null, false (lift the lock) or true (lock now)."]})
     if kind == "product" and not isinstance(value, (str, list)):
         raise ValidationError({"product": ['Give a list of symbols or a comma-separated string, e.g. ["BTCUSDT", "ETHUSDT"].']})
     return value

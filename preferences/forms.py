@@ -1,9 +1,11 @@
 import re
+from typing import Any
 
 from django import forms
 
 from preferences.models import StrategyPreference
 from preferences.symbols import resolve
+from preferences.trading_hours import TradingHoursError, trading_hours_parse
 from trading.exchange import ExchangeError, get_exchange
 from trading.intake import normalise_symbol
 
@@ -65,6 +67,20 @@ class StrategyPreferenceForm(forms.ModelForm):
             raise forms.ValidationError(resolved.problem())
         return list(resolved.symbols)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - ModelForm's arguments
+        super().__init__(*args, **kwargs)
+        # A page posts the drawdown lock it showed beside the value: one opened before the lock
+        # engaged and saved for another setting must leave the lock alone (see save).
+        self.fields["drawdown_locked_at"].show_hidden_initial = True
+
+    def clean_trading_hours(self) -> str:
+        value: str = self.cleaned_data["trading_hours"].strip()
+        try:
+            trading_hours_parse(value)
+        except TradingHoursError as error:
+            raise forms.ValidationError(f"trading hours: {error}") from None
+        return value
+
     def clean_new_passphrase(self) -> str:
         value = self.cleaned_data["new_passphrase"]
         if value and len(value) < 12:
@@ -73,6 +89,10 @@ class StrategyPreferenceForm(forms.ModelForm):
 
     def save(self, commit: bool = True) -> StrategyPreference:
         preference = super().save(commit=False)
+        if "drawdown_locked_at" not in self.changed_data:
+            preference.drawdown_locked_at = self.initial.get("drawdown_locked_at")  # as stored, not as once shown
+        elif preference.drawdown_locked_at is None:
+            preference.drawdown_clear()
         if self.cleaned_data.get("clear_passphrase"):
             preference.set_passphrase("")
         elif self.cleaned_data.get("new_passphrase"):

@@ -2,8 +2,11 @@ import hashlib
 import hmac
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from simple_history.models import HistoricalRecords
 
 
@@ -159,13 +162,71 @@ class StrategyPreference(models.Model):
         return self.name
 
     def set_passphrase(self, passphrase: str) -> None:
-        # A fast hash on purpose: it is checked on every webhook, and the webhook's own latency
-        # budget is a few milliseconds. Only a digest is stored, so pages and dumps never hold it.
-        self.passphrase_hash = hashlib.sha256(passphrase.encode()).hexdigest() if passphrase else ""
+        # A fast digest on purpose: it is checked on every webhook, and the webhook's own latency
+        # budget is a few milliseconds. Keyed by SECRET_KEY, so a leaked dump or backup alone does
+        # not let anyone try guesses against it; only the digest is stored, so pages never hold it.
+        self.passphrase_hash = _passphrase_digest(passphrase, settings.SECRET_KEY) if passphrase else ""
 
     def check_passphrase(self, passphrase: str) -> bool:
-        candidate = hashlib.sha256(passphrase.encode()).hexdigest()
-        return bool(self.passphrase_hash) and hmac.compare_digest(candidate, self.passphrase_hash)
+        """Also accepts a digest under one of SECRET_KEY_FALLBACKS, or a bare SHA-256 stored before
+        digests were keyed; either is rewritten under SECRET_KEY once it matches."""
+        stored = self.passphrase_hash
+        if not stored:
+            return False
+        if stored.startswith(PASSPHRASE_DIGEST):
+            if hmac.compare_digest(_passphrase_digest(passphrase, settings.SECRET_KEY), stored):
+                return True
+            matched = any(hmac.compare_digest(_passphrase_digest(passphrase, key), stored)
+                          for key in settings.SECRET_KEY_FALLBACKS)
+        else:
+            matched = hmac.compare_digest(hashlib.sha256(passphrase.encode()).hexdigest(), stored)
+        if matched:
+            self._passphrase_upgrade(passphrase, stored)
+        return matched
+
+    def _passphrase_upgrade(self, passphrase: str, stored: str) -> None:
+        """An UPDATE of the one column, not save(): it changes no setting, so it must neither tell every
+        web process to read the strategy again nor add to its history; and only while the row holds the
+        digest that matched, so a passphrase changed meanwhile stays changed. The object is updated
+        too: it may be the one the webhook's per-process cache keeps (preferences/intake.py)."""
+        self.passphrase_hash = _passphrase_digest(passphrase, settings.SECRET_KEY)
+        if self.pk is not None:
+            StrategyPreference.objects.filter(pk=self.pk, passphrase_hash=stored).update(passphrase_hash=self.passphrase_hash)
+
+    def sizing_summary(self) -> str:
+        """How an order's quantity is chosen, in the words a trader reads on the strategy page."""
+        allocation = f"{_plain(self.allocation_pct)} % of equity × {self.leverage}× leverage"
+        cap = f"; positions capped at {_plain(self.max_position_usdt)} USDT" if self.max_position_usdt else ""
+        if self.sizing == self.Sizing.AUTO:
+            said = f"The alert's quantity when it carries one, otherwise {allocation}"
+        elif self.sizing == self.Sizing.SIGNAL:
+            said = "The alert's quantity; an alert without one is refused"
+        elif self.sizing == self.Sizing.RISK:
+            risk = f"{_plain(self.risk_pct)} %" if self.risk_pct else "risk % (not set: every open is refused)"
+            said = f"Sized so that the stop loses {risk} of equity (the alert's sl, else the stop-loss %)"
+        else:
+            said = f"{allocation}; an alert's quantity is ignored"
+        return said + cap + "."
 
     def allows_symbol(self, symbol: str) -> bool:
         return symbol in self.products
+
+    def drawdown_clear(self) -> None:
+        """Lift the drawdown lock and measure the drawdown afresh from now, so the drawdown that
+        locked does not lock again at the next signal. The caller saves (the form, or the page's
+        button with update_fields)."""
+        self.drawdown_locked_at = None
+        self.drawdown_since = timezone.now()
+
+
+PASSPHRASE_DIGEST = "hmac-sha256$"
+
+
+def _passphrase_digest(passphrase: str, secret: str | bytes) -> str:
+    """HMAC-SHA256 under a key derived from `secret` for this purpose alone (Django's salted_hmac)."""
+    mac = salted_hmac("alsatrade.strategy-passphrase", passphrase, secret=secret, algorithm="sha256")
+    return PASSPHRASE_DIGEST + mac.hexdigest()
+
+
+def _plain(number: Decimal | None) -> str:
+    return "" if number is None else format(number.normalize(), "f")

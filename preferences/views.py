@@ -12,12 +12,14 @@ from django.db import models, transaction
 from django.forms import BoundField
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from preferences.forms import StrategyPreferenceForm
 from preferences.models import StrategyPreference
 from trading.engine import plain
+from trading.risk import strategy_lock
 
 ADD = "preferences.add_strategypreference"
 CHANGE = "preferences.change_strategypreference"
@@ -88,6 +90,8 @@ def _edit(request: HttpRequest, strategy: StrategyPreference, *, permission: str
         "sections": _sections(form, may_save=may_save),
         "may_save": may_save,
         "may_rotate": bool(strategy.pk) and request.user.has_perm(CHANGE),
+        "lock": strategy_lock(strategy, now=timezone.now()) if strategy.pk else None,
+        "may_clear_lock": request.user.has_perm(CHANGE),
         "new_passphrase": _take_new_passphrase(request, strategy),
         "alert_message": alert_message(strategy.name) if strategy.pk else "",
         "webhook_url": request.build_absolute_uri("/webhook"),
@@ -106,6 +110,20 @@ def passphrase_rotate(request: HttpRequest, strategy_id: int) -> HttpResponse:
         strategy.set_passphrase(passphrase)
         strategy.save(update_fields=["passphrase_hash", "updated_at"])
     request.session[SHOW_ONCE] = {"strategy": strategy.pk, "passphrase": passphrase}
+    return redirect("strategies:edit", strategy.pk)
+
+
+@require_POST
+@login_required
+def drawdown_lock_clear(request: HttpRequest, strategy_id: int) -> HttpResponse:
+    if not request.user.has_perm(CHANGE):
+        raise PermissionDenied(f"Clearing a strategy's drawdown lock needs the {CHANGE} permission.")
+    with transaction.atomic():
+        strategy = get_object_or_404(StrategyPreference.objects.select_for_update(), pk=strategy_id)
+        if strategy.drawdown_locked_at is not None:
+            strategy.drawdown_clear()
+            strategy.save(update_fields=["drawdown_locked_at", "drawdown_since", "updated_at"])
+            messages.success(request, f"Cleared the drawdown lock of {strategy.name}: its drawdown is measured from now.")
     return redirect("strategies:edit", strategy.pk)
 
 

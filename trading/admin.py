@@ -8,8 +8,10 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from simple_history.admin import SimpleHistoryAdmin
 
 from alsatrade.admin import InternalAdmin, ReadOnlyAdmin, ReadOnlyDisplay, plain_amount
+from alsatrade.login_throttle import login_client_address
 from analytics.timeline import decision_plan, sizing_rows
 from trading.admin_filters import ConfiguredStrategyFilter
 from trading.exchange import get_exchange
@@ -208,17 +210,19 @@ class WorkerHeartbeatAdmin(InternalAdmin, ReadOnlyAdmin):
 
 
 @admin.register(TradingHalt)
-class TradingHaltAdmin(admin.ModelAdmin):
-    """The kill switch, one row: halt or resume (and flatten) here as on the dashboard and POST /halt."""
+class TradingHaltAdmin(SimpleHistoryAdmin):
+    """The kill switch, one row: halt or resume (and flatten) here as on the dashboard and POST /halt.
+    Its "History" button lists every change: who, when, from which address, and why."""
 
     form = HaltForm
-    fields = ["halted", "reason", "flatten", "changed_by", "changed_at"]
-    readonly_fields = ["changed_by", "changed_at"]
+    fields = ["halted", "reason", "flatten", "changed_by", "changed_at", "changed_from"]
+    readonly_fields = ["changed_by", "changed_at", "changed_from"]
+    history_list_display = ["halted", "reason", "changed_by", "changed_from"]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         """There is one kill switch: go straight to it."""
-        halt, _ = TradingHalt.objects.get_or_create(pk=1)
-        return redirect(reverse("admin:trading_tradinghalt_change", args=[halt.pk]))
+        TradingHalt.create_if_missing()
+        return redirect(reverse("admin:trading_tradinghalt_change", args=[1]))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -226,9 +230,14 @@ class TradingHaltAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
+    def revert_disabled(self, request: HttpRequest, obj: TradingHalt | None = None) -> bool:
+        """History is to read: halting or resuming is done with the form, which says what it changes."""
+        return True
+
     def save_model(self, request: HttpRequest, obj: TradingHalt, form: HaltForm, change: bool) -> None:
         who = request.user.get_username()
-        halt_set(halted=form.cleaned_data["halted"], reason=form.cleaned_data["reason"], by=who)
+        halt_set(halted=form.cleaned_data["halted"], reason=form.cleaned_data["reason"], by=who,
+                 address=login_client_address(request))
         if form.cleaned_data["flatten"]:
             closing = positions_flatten(by=who)
             self.message_user(request, f"Closing {len(closing)} open position(s) now.", messages.WARNING)

@@ -12,22 +12,32 @@ from django.utils import timezone
 from django_filters import rest_framework as filters  # type: ignore[import-untyped]
 from django_filters.fields import IsoDateTimeField  # type: ignore[import-untyped]
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alsatrade.api_fields import AmountField, AmountModelSerializer
+from alsatrade.api_fields import (
+    NO_NUL,
+    AmountField,
+    AmountModelSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    refuse_empty_values,
+)
+from alsatrade.login_throttle import login_client_address
+from alsatrade.openapi import FORBIDDEN, PAGE_NOT_FOUND, bad_request
 from analytics.models import AccountSnapshot
 from trading.exchange import get_exchange
 from trading.halt import halt_set, positions_flatten
 from trading.intake import redact
 from trading.models import Execution, Order, Position, Signal, TradingHalt
 
-TRUE_WORDS = {"1", "true", "yes", "on"}
+ALL_WORDS = {"true": True, "1": True, "false": False, "0": False}
 
 
 # --- serializers -----------------------------------------------------------------------------------
@@ -115,6 +125,46 @@ class AccountSummarySerializer(serializers.Serializer):
 
 
 # --- filters ---------------------------------------------------------------------------------------
+class GivenValuesForm(forms.Form):
+    """A filter's form that refuses `?status=` (django-filter reads it as no filter; the schema's
+    parameters are a value or absent)."""
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        try:
+            refuse_empty_values(self.data, list(self.fields))
+        except ValidationError as error:
+            for name, messages in error.detail.items():
+                self.add_error(name, messages)
+        return cleaned
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "pattern": NO_NUL})
+class TextFilter(filters.CharFilter):
+    """Exact text; the schema says what the form already refuses (empty, NUL)."""
+
+
+class WholeNumberField(forms.IntegerField):
+    """ASCII digits only: Django's IntegerField also reads " 5", "5.0" and "٥"."""
+
+    def to_python(self, value: object) -> int | None:
+        if value in self.empty_values:
+            return None
+        if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            raise forms.ValidationError("Enter a whole number.", code="invalid")
+        return super().to_python(value)
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
+class IdFilter(filters.NumberFilter):
+    """A record's id; an unknown one lists nothing (a ModelChoiceFilter would answer 400)."""
+
+    field_class = WholeNumberField
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, min_value=1, max_value=2**63 - 1, **kwargs)
+
+
 class UtcIsoDateTimeField(IsoDateTimeField):
     """An ISO 8601 time, converted to UTC here rather than by the database: PostgreSQL refuses an
     offset beyond ±15:59 and SQLite's adapter overflows near years 1 and 9999, both as a 500."""
@@ -134,6 +184,8 @@ class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
 
 
 class ReceivedRangeFilter(filters.FilterSet):
+    strategy = TextFilter()
+    symbol = TextFilter()
     received_after = UtcIsoDateTimeFilter(
         field_name="received_at", lookup_expr="gte", label="Received at or after this ISO 8601 time."
     )
@@ -146,21 +198,32 @@ class ExecutionFilter(ReceivedRangeFilter):
     class Meta:
         model = Execution
         fields = ["status", "strategy", "symbol"]
+        form = GivenValuesForm
 
 
 class SignalFilter(ReceivedRangeFilter):
     class Meta:
         model = Signal
         fields = ["status", "strategy", "symbol"]
+        form = GivenValuesForm
 
 
 class OrderFilter(filters.FilterSet):
+    symbol = TextFilter()
+    execution = IdFilter(field_name="execution_id")
+
     class Meta:
         model = Order
         fields = ["status", "symbol", "execution", "source"]
+        form = GivenValuesForm
+
+
+BAD_FILTER = bad_request("A filter's value is empty or not what its parameter says; the body names it.")
+LIST_ERRORS = {400: BAD_FILTER, 404: PAGE_NOT_FOUND}
 
 
 # --- views -----------------------------------------------------------------------------------------
+@extend_schema_view(get=extend_schema(responses={200: ExecutionSerializer(many=True), **LIST_ERRORS}))
 class ExecutionList(generics.ListAPIView):
     """Execution history, newest first, each with its orders, decision and stage timings."""
 
@@ -169,6 +232,7 @@ class ExecutionList(generics.ListAPIView):
     queryset = Execution.objects.prefetch_related(Prefetch("orders", queryset=Order.objects.order_by("leg")))
 
 
+@extend_schema_view(get=extend_schema(responses={200: SignalSerializer(many=True), **LIST_ERRORS}))
 class SignalList(generics.ListAPIView):
     """Every webhook attempt, newest first, including the refused ones and why."""
 
@@ -177,6 +241,7 @@ class SignalList(generics.ListAPIView):
     queryset = Signal.objects.all()
 
 
+@extend_schema_view(get=extend_schema(responses={200: OrderSerializer(many=True), **LIST_ERRORS}))
 class OrderList(generics.ListAPIView):
     """Every order leg sent or about to be sent, newest first."""
 
@@ -186,16 +251,21 @@ class OrderList(generics.ListAPIView):
 
 
 class PositionList(generics.ListAPIView):
-    """Open positions; `?all=1` includes the flat ones."""
+    """Open positions; `?all=true` (or `1`) includes the flat ones."""
 
     serializer_class = PositionSerializer
 
     def get_queryset(self) -> QuerySet[Position]:
-        if self.request.query_params.get("all", "").lower() in TRUE_WORDS:
-            return Position.objects.all()
-        return Position.objects.exclude(amount=0)
+        shown = self.request.query_params.get("all", "false")
+        if shown not in ALL_WORDS:
+            raise ValidationError({"all": ["true, 1, false or 0."]})
+        return Position.objects.all() if ALL_WORDS[shown] else Position.objects.exclude(amount=0)
 
-    @extend_schema(parameters=[OpenApiParameter("all", OpenApiTypes.BOOL, description="Include flat positions.")])
+    @extend_schema(
+        parameters=[OpenApiParameter("all", str, enum=list(ALL_WORDS), description="true or 1: include flat positions.")],
+        responses={200: PositionSerializer(many=True), 400: bad_request("`all` is not true, 1, false or 0."),
+                   404: PAGE_NOT_FOUND},
+    )
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -234,10 +304,10 @@ def account_summary(snapshot: AccountSnapshot | None, positions: QuerySet[Positi
 
 
 class HaltSerializer(serializers.Serializer):
-    halted = serializers.BooleanField()
-    flatten = serializers.BooleanField(default=False, write_only=True,
-                                       help_text="Also close every open position now (through the normal execution path).")
-    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    halted = StrictBooleanField()
+    flatten = StrictBooleanField(default=False, write_only=True,
+                                 help_text="Also close every open position now (through the normal execution path).")
+    reason = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
     changed_by = serializers.CharField(read_only=True)
     changed_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null: never changed.")
     flattening = serializers.ListField(child=serializers.IntegerField(), read_only=True,
@@ -264,12 +334,17 @@ class Halt(APIView):
     def get(self, request: Request) -> Response:
         return Response(HaltSerializer({**_halt_state(), "flattening": []}).data)
 
-    @extend_schema(request=HaltSerializer, responses=HaltSerializer)
+    @extend_schema(request=HaltSerializer, responses={
+        200: HaltSerializer,
+        400: bad_request("The body is not JSON, or `halted` is missing, or a field is not what the schema says."),
+        403: FORBIDDEN,
+    })
     def post(self, request: Request) -> Response:
         data = HaltSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         who = request.user.get_username()
-        halt_set(halted=data.validated_data["halted"], reason=data.validated_data["reason"], by=who)
+        halt_set(halted=data.validated_data["halted"], reason=data.validated_data["reason"], by=who,
+                 address=login_client_address(request._request))
         flattening = positions_flatten(by=who) if data.validated_data["flatten"] else []
         return Response(HaltSerializer({**_halt_state(), "flattening": flattening}).data)
 

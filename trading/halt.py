@@ -5,6 +5,8 @@ While halted, every opening leg is refused with the reason and closing legs stil
 through the normal execution path: its lane, its exactly-once sending, its record.
 """
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -12,16 +14,28 @@ from notifications.events import notify
 from trading.models import Position, Signal, TradingHalt
 from trading.queue import enqueue_execution
 
+log = logging.getLogger(__name__)
 
-def halt_set(*, halted: bool, reason: str = "", by: str = "") -> TradingHalt:
-    halt = TradingHalt.current()
-    was = halt.halted
-    halt.halted, halt.reason, halt.changed_by = halted, reason[:255] if halted else "", by[:150]
-    halt.save()
-    if halted != was:
-        text = f"Trading halted by {by}: opening orders are refused" + (f" ({reason})" if reason else "") if halted \
-            else f"Trading resumed by {by}"
-        notify("halt", text)
+
+def halt_set(*, halted: bool, reason: str = "", by: str = "", address: str | None = None) -> TradingHalt:
+    """Halt or resume, as `by` from `address`. The row is locked from read to write: two operators at
+    once are applied one after the other, each notification and history row telling what it changed."""
+    reason = reason[:255] if halted else ""
+    with transaction.atomic():
+        TradingHalt.create_if_missing()
+        halt = TradingHalt.objects.select_for_update().get(pk=1)
+        was = halt.halted
+        halt.halted, halt.reason, halt.changed_by, halt.changed_from = halted, reason, by[:150], address
+        halt.save()  # and its history row (TradingHalt.history)
+        if halted:
+            # On one line whatever was typed: a line break in the reason must not forge a log line of its own.
+            log.warning("kill switch halted by %s from %s: %s", by, address or "-", " ".join(reason.split()) or "(none given)")
+        else:
+            log.info("kill switch resumed by %s from %s", by, address or "-")
+        if halted != was:
+            text = f"Trading halted by {by}: opening orders are refused" + (f" ({reason})" if reason else "") if halted \
+                else f"Trading resumed by {by}"
+            notify("halt", text)
     return halt
 
 

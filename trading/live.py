@@ -7,6 +7,8 @@
 - a protective order triggered, cancelled or refused at the exchange updates its ProtectiveOrder;
 - a funding fee brings the ledger import forward; a position changed without an order (an exchange
   adjustment) is taken as the exchange states it.
+- a leverage changed (by us, or by hand in the exchange's app) is remembered for the next order
+  (trading/account_setup.py).
 
 Nothing is applied twice: an order's fill moves the Position only by the part not yet folded in
 (`Order.applied_qty`, under a row lock), and an exchange-reported order is recorded once (unique per
@@ -25,13 +27,16 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from analytics.follow import LedgerFollower
 from notifications.events import notify
-from trading import recording
+from trading import account_setup, recording
 from trading.exchange import (
     AccountChange,
     AccountUpdate,
     Exchange,
+    ExchangeError,
     FillCause,
+    LeverageUpdate,
     OrderUpdate,
     ProtectiveStatus,
     ProtectiveUpdate,
@@ -60,23 +65,30 @@ def stream_run(exchange: Exchange, stop: Event) -> None:
         logger.info("user stream: the %s exchange has none; nothing to do", exchange.name)
         return
     last_beat, state = 0.0, "opening"
-    for event in stream.events(stop):
-        close_old_connections()
-        try:
-            what = event_apply(event, exchange)
-        except Exception:  # one bad event must not stop the stream; reconciliation repairs the rest
-            logger.exception("user stream: applying %s failed", type(event).__name__)
-            what = ""
-        if what:
-            logger.info("user stream: %s", what)
-        if isinstance(event, StreamConnected):
-            state = f"connected since {event.time.isoformat(timespec='seconds')}"
-        elif isinstance(event, StreamDown):
-            state = f"down: {event.reason}"
-        now = timezone.now().timestamp()
-        if isinstance(event, StreamConnected | StreamDown) or now - last_beat > BEAT_EVERY:
-            _beat(state)
-            last_beat = now
+    ledger = LedgerFollower()  # each fill brings the ledger import forward (analytics/follow.py)
+    ledger.start()
+    try:
+        for event in stream.events(stop):
+            close_old_connections()
+            try:
+                what = event_apply(event, exchange)
+            except Exception:  # one bad event must not stop the stream; reconciliation repairs the rest
+                logger.exception("user stream: applying %s failed", type(event).__name__)
+                what = ""
+            if what:
+                logger.info("user stream: %s", what)
+            if isinstance(event, OrderUpdate) and event.last_qty > 0:  # a trade, ours or not, replayed or not
+                ledger.fill_seen(event.symbol)
+            if isinstance(event, StreamConnected):
+                state = f"connected since {event.time.isoformat(timespec='seconds')}"
+            elif isinstance(event, StreamDown):
+                state = f"down: {event.reason}"
+            now = timezone.now().timestamp()
+            if isinstance(event, StreamConnected | StreamDown) or now - last_beat > BEAT_EVERY:
+                _beat(state)
+                last_beat = now
+    finally:
+        ledger.close()
 
 
 def event_apply(event: UserEvent, exchange: Exchange) -> str:
@@ -87,11 +99,18 @@ def event_apply(event: UserEvent, exchange: Exchange) -> str:
         return protective_update_apply(event)
     if isinstance(event, AccountUpdate):
         return account_update_apply(event)
+    if isinstance(event, LeverageUpdate):
+        return account_setup.leverage_noticed(exchange.account_id, event)
     if isinstance(event, StreamAlive):
         return ""
     if isinstance(event, StreamConnected):
         positions_reconcile(exchange, timezone.now())
-        return "connected; positions reconciled with the exchange (events may have been missed before)"
+        said = "connected; positions reconciled with the exchange (events may have been missed before)"
+        try:  # a leverage changed while nobody listened, or a margin type (never pushed): read them again
+            account_setup.settings_read(exchange)
+        except ExchangeError as error:
+            return f"{said}; leverage and margin types could not be read ({error.reason}): each opening order reads them"
+        return f"{said}; leverage and margin types read again"
     return f"down: {event.reason}; reopening"
 
 

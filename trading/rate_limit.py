@@ -8,6 +8,11 @@ two windows may get up to twice the burst through; that is the price of one coun
 
 IPv4 addresses count one by one; IPv6 addresses by /64, the smallest block a site is given, since
 one host can pick any address inside its /64.
+
+The same sources are blocked after too many wrong passphrases: WEBHOOK_AUTH_FAILURES within
+WEBHOOK_AUTH_WINDOW seconds block a source for WEBHOOK_AUTH_BLOCK seconds. Counting a failure costs a
+round trip of its own, on the refused path; whether a source is blocked is read in the admission's
+round trip, so an accepted request pays nothing more for it.
 """
 
 import hashlib
@@ -47,6 +52,7 @@ class Admission:
     # The deployment's strategy-settings generation, read in the same round trip (preferences/intake.py):
     # None when the cache is not shared between processes (or is unreachable), so nothing may be cached.
     strategies: str | None = None
+    blocked: float = 0.0  # seconds left of the source's block for wrong passphrases; 0 when not blocked
 
 
 class RateLimiter:
@@ -65,25 +71,48 @@ class RateLimiter:
         return self.admit(address).wait
 
     def admit(self, address: str) -> Admission:
-        """Counts the request in its source's window and, with Redis, reads the strategy generation."""
+        """Counts the request in its source's window and reads whether the source is blocked; with
+        Redis, reads the strategy generation too."""
         burst, rate = settings.WEBHOOK_RATE_BURST, settings.WEBHOOK_RATE_PER_SECOND
         window = burst / rate
-        key = f"{self.namespace}:{self._epoch}:{rate_key(address)}"
+        source = self._source(address)
         try:
-            count, remaining, generation = self._hit(key, window)
+            count, remaining, generation, blocked = self._hit(source, window)
         except Exception as error:  # the cache is down: let signals in rather than refuse every one
             self._log_unavailable(error)
             return Admission(0.0)
-        return Admission(0.0 if count <= burst else max(remaining, 0.001), generation)
+        return Admission(0.0 if count <= burst else max(remaining, 0.001), generation, blocked)
 
-    def _hit(self, key: str, window: float) -> tuple[int, float, str | None]:
+    def _source(self, address: str) -> str:
+        return f"{self.namespace}:{self._epoch}:{rate_key(address)}"
+
+    def _hit(self, source: str, window: float) -> tuple[int, float, str | None, float]:
         """Counts one request in the source's window: (requests so far, seconds the window has left,
-        the strategy generation when the cache is shared)."""
+        the strategy generation when the cache is shared, seconds left of the source's block)."""
         cache = self._cache
         if isinstance(cache, RedisCache):
-            return _hit_redis(cache, key, window)
-        count, left = _hit_atomic_cache(cache, key, window)
-        return count, left, None
+            return _hit_redis(cache, source, window)
+        count, left = _hit_atomic_cache(cache, source, window)
+        until = cache.get(f"{source}:blocked")
+        return count, left, None, max(0.0, until - time.time()) if until else 0.0
+
+    def passphrase_failed(self, address: str) -> bool:
+        """Counts a wrong passphrase from the address's source. True when this one completes
+        WEBHOOK_AUTH_FAILURES within WEBHOOK_AUTH_WINDOW and so starts the source's block: once per
+        block, however many processes count. False, never raising, when the cache is down."""
+        failures = settings.WEBHOOK_AUTH_FAILURES
+        if not failures:
+            return False
+        source = self._source(address)
+        window, block = settings.WEBHOOK_AUTH_WINDOW, settings.WEBHOOK_AUTH_BLOCK
+        try:
+            cache = self._cache
+            if isinstance(cache, RedisCache):
+                return _failed_redis(cache, source, window, failures, block)
+            return _failed_atomic_cache(cache, source, window, failures, block)
+        except Exception as error:
+            self._log_unavailable(error)
+            return False
 
     def warm_up(self) -> None:
         """Connect to the shared cache and load the admission script into it, counting nothing: a
@@ -98,7 +127,8 @@ class RateLimiter:
         now = time.monotonic()
         if now - self._last_error_log >= 10:
             self._last_error_log = now
-            logger.warning("webhook rate limit not applied: the cache is unavailable (%s)", type(error).__name__)
+            logger.warning("webhook rate limit and passphrase blocks not applied: the cache is unavailable (%s)",
+                           type(error).__name__)
 
     def reset(self) -> None:
         """Forget every count of this limiter (tests): later requests use fresh keys, and the old
@@ -106,10 +136,11 @@ class RateLimiter:
         self._epoch = secrets.token_hex(6)
 
 
-# KEYS[1]: the source's counter; KEYS[2]: the strategy generation; ARGV[1]: the window in ms.
+# KEYS[1]: the source's counter; KEYS[2]: the strategy generation; KEYS[3]: the source's block for
+# wrong passphrases; ARGV[1]: the window in ms.
 # INCR opens a window at the source's first request (a new key, no expiry yet: it gets the window).
 # A generation lost with Redis's memory is made anew from Redis's clock, so no process mistakes the
-# settings it cached before for current ones.
+# settings it cached before for current ones. PTTL of a missing block is -2: not blocked.
 _ADMIT = """
 local count = redis.call('INCR', KEYS[1])
 local left = redis.call('PTTL', KEYS[1])
@@ -123,19 +154,46 @@ if not generation then
   redis.call('SET', KEYS[2], 'restart-' .. now[1] .. '.' .. now[2], 'NX')
   generation = redis.call('GET', KEYS[2])
 end
-return {count, left, generation}
+return {count, left, generation, redis.call('PTTL', KEYS[3])}
+"""
+
+# KEYS[1]: the source's count of wrong passphrases; KEYS[2]: its block; ARGV: the window (ms), the
+# failures that block, the block (ms). The count's window opens at its first failure. SET NX starts
+# the block once: a failure counted while the source is already blocked (an address exempt from the
+# block, or a request admitted just before the block began) starts nothing.
+_FAILED = """
+local count = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+if count < tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+if redis.call('SET', KEYS[2], '1', 'PX', ARGV[3], 'NX') then
+  return 1
+end
+return 0
 """
 
 
-def _hit_redis(cache: RedisCache, key: str, window: float) -> tuple[int, float, str | None]:
+def _hit_redis(cache: RedisCache, source: str, window: float) -> tuple[int, float, str | None, float]:
     # One script, one round trip: Django's RedisCache.incr asks EXISTS before INCR, and a MULTI/EXEC
     # pipeline costs redis-py ~3x the Python of one EVALSHA (docs/BENCHMARKS.md).
     scripts = _scripts(cache)
-    count, left_ms, generation = scripts.admit(
-        keys=[cache.make_and_validate_key(key), scripts.generation_key],
-        args=[max(1, int(window * 1000))],
+    counter = cache.make_and_validate_key(source)
+    count, left_ms, generation, blocked_ms = scripts.admit(
+        keys=[counter, scripts.generation_key, counter + ":blocked"], args=[max(1, int(window * 1000))],
     )
-    return int(count), int(left_ms) / 1000, generation.decode() if isinstance(generation, bytes) else str(generation)
+    generation = generation.decode() if isinstance(generation, bytes) else str(generation)
+    return int(count), int(left_ms) / 1000, generation, max(0, int(blocked_ms)) / 1000
+
+
+def _failed_redis(cache: RedisCache, source: str, window: int, failures: int, block: int) -> bool:
+    scripts = _scripts(cache)
+    counter = cache.make_and_validate_key(source)  # the block's key is derived as admit derives it
+    started = scripts.failed(keys=[counter + ":failures", counter + ":blocked"], args=[window * 1000, failures, block * 1000])
+    return bool(int(started))
 
 
 def strategies_changed() -> None:
@@ -151,6 +209,7 @@ class _Scripts:
     def __init__(self, cache: RedisCache) -> None:
         self.client = cache._cache.get_client(write=True)
         self.admit = self.client.register_script(_ADMIT)
+        self.failed = self.client.register_script(_FAILED)
         self.generation_key = cache.make_and_validate_key("strategy-generation")
 
 
@@ -180,6 +239,21 @@ def _hit_atomic_cache(cache: BaseCache, key: str, window: float) -> tuple[int, f
         return 1, window
     opened = cache.get(f"{key}:opened", now)
     return count, max(0.0, opened + window - now)
+
+
+def _failed_atomic_cache(cache: BaseCache, source: str, window: int, failures: int, block: int) -> bool:
+    """As _FAILED, with add and incr; the block holds the time it ends, for admit to say how long."""
+    counter = f"{source}:failures"
+    cache.add(counter, 0, window)
+    try:
+        count = cache.incr(counter)
+    except ValueError:  # the window closed between the two calls: this failure opens a new one
+        cache.add(counter, 1, window)
+        count = 1
+    if count < failures:
+        return False
+    cache.delete(counter)
+    return cache.add(f"{source}:blocked", time.time() + block, block)
 
 
 RATE_LIMITER = RateLimiter()

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from notifications.events import execution_finished
 from trading.engine import Plan
-from trading.exchange import ExchangeError, NothingToReduce, OrderResult
-from trading.models import Execution, Order, Position, Signal
+from trading.exchange import ExchangeError, NothingToReduce, OrderResult, get_exchange
+from trading.models import Execution, Order, Position, Signal, SymbolSetting
 from trading.pnl import position_after
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,10 @@ def _position_apply(order: Order, quantity: Decimal, price: Decimal, filled_at: 
     position.realized_pnl += realized
     position.mark_price = price
     position.unrealized_pnl = (price - position.entry_price) * position.amount
+    # The leverage and margin type in force: as last read from, or set at, this account's exchange.
+    in_force = SymbolSetting.objects.filter(account=get_exchange().account_id, symbol=order.symbol).first()
+    if in_force is not None:
+        position.leverage, position.margin_type = in_force.leverage, in_force.margin_type or position.margin_type
     position.save()
     return realized
 

@@ -11,8 +11,9 @@ from django_q.models import Success
 from trading.models import Signal
 
 # Attempts refused before they authenticated: no passphrase checked, so sent by anyone. A 400 with
-# an empty payload is a body that never parsed; a 400 after authentication keeps its payload.
-UNAUTHENTICATED = Q(status=Signal.Status.REJECTED) & (Q(http_status__in=(401, 403, 413)) | Q(http_status=400, payload={}))
+# an empty payload is a body that never parsed; a 400 after authentication keeps its payload. A stored
+# 429 is a source blocked for wrong passphrases (a rate-limited attempt is not stored at all).
+UNAUTHENTICATED = Q(status=Signal.Status.REJECTED) & (Q(http_status__in=(401, 403, 413, 429)) | Q(http_status=400, payload={}))
 BATCH = 2000  # rows per DELETE: a long flood's backlog is cleared without one huge transaction
 
 

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 
 from notifications.events import notify
-from trading import deciding, protection, recording, sending
+from trading import account_setup, deciding, protection, recording, sending
 from trading.engine import Leg, Plan
 from trading.exchange import (
     Exchange,
@@ -29,11 +29,12 @@ from trading.exchange import (
     OutcomeUnknown,
     PermanentError,
     RetryableError,
+    SymbolSettings,
     get_exchange,
 )
 from trading.lanes import Lane, LaneLost
 from trading.mandate import GaveUp, Mandate
-from trading.models import Execution, Order, Signal, SymbolSetting
+from trading.models import Execution, Order, Signal
 from trading.upkeep import PENDING_SIGNALS
 
 logger = logging.getLogger(__name__)
@@ -243,7 +244,8 @@ def _legs_execute(execution: Execution, plan: Plan, signal: Signal, exchange: Ex
         if orders and orders[-1].status != Order.Status.FILLED:
             break
         order = _order_for(execution, signal, index, leg)
-        refusal = _account_settings(signal, exchange, mandate) if leg.opens and order.status == Order.Status.PENDING else None
+        refusal = (_account_settings(execution, signal, exchange, mandate)
+                   if leg.opens and order.status == Order.Status.PENDING else None)
         if refusal is not None:
             orders.append(recording.order_refused(order, refusal[0], reason=refusal[1]))
             break
@@ -272,26 +274,23 @@ def _order_for(execution: Execution, signal: Signal, index: int, leg: Leg) -> Or
     return order
 
 
-def _account_settings(signal: Signal, exchange: Exchange, mandate: Mandate) -> tuple[PermanentError, str] | None:
-    """Margin type and leverage for an opening leg, sent only when they differ from what is known to
-    be set on this account. A refusal is returned with its reason: it stops the opening leg only —
-    closing legs never wait on account settings."""
+def _account_settings(execution: Execution, signal: Signal, exchange: Exchange,
+                      mandate: Mandate) -> tuple[PermanentError, str] | None:
+    """Margin type and leverage for an opening leg, as the strategy wants them (trading/account_setup.py:
+    checked against the exchange, set where they differ; what was changed goes into the decision).
+    A refusal is returned with its reason: it stops the opening leg only — closing legs never wait on
+    account settings."""
     preference = signal.preference
     if preference is None:
         return None
-    known, _ = SymbolSetting.objects.get_or_create(account=exchange.account_id, symbol=signal.symbol)
-    wanted = (("margin type", "margin_type", preference.margin_type, exchange.set_margin_type),
-              ("leverage", "leverage", preference.leverage, exchange.set_leverage))
-    for label, field, value, change in wanted:
-        if getattr(known, field) == value:
-            continue
-        try:
-            mandate.retrying(change, signal.symbol, value)
-        except PermanentError as error:
-            return error, f"not sent: {label} {value} could not be set on {signal.symbol}: {error.reason}"
-        setattr(known, field, value)
-        known.save(update_fields=[field, "updated_at"])
-    return None
+    applied = account_setup.settings_apply(
+        exchange=exchange, symbol=signal.symbol, retrying=mandate.retrying,
+        wanted=SymbolSettings(signal.symbol, preference.leverage, preference.margin_type))
+    if applied.notes:
+        logger.info("signal %s %s: %s", signal.pk, signal.symbol, "; ".join(applied.notes))
+        execution.decision = {**execution.decision, "account_settings": applied.notes}
+        execution.save(update_fields=["decision"])
+    return applied.refusal
 
 
 def client_order_id(signal: Signal, leg: int) -> str:

@@ -46,8 +46,12 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
     read_finished = timezone.now()
     for info in positions:
         seen.add((info.symbol, info.position_side))
-        stated = {"amount": info.amount, "entry_price": info.entry_price, "unrealized_pnl": info.unrealized_pnl,
-                  "mark_price": info.mark_price, "reconciled_at": info.updated_at or read_started}
+        stated: dict[str, object] = {
+            "amount": info.amount, "entry_price": info.entry_price, "unrealized_pnl": info.unrealized_pnl,
+            "mark_price": info.mark_price, "reconciled_at": info.updated_at or read_started,
+        }
+        if info.leverage is not None:  # in force at the exchange, when the adapter read it
+            stated.update(leverage=info.leverage, margin_type=info.margin_type)
         position, created = Position.objects.get_or_create(symbol=info.symbol, position_side=info.position_side,
                                                            defaults=stated)
         if created:  # a position we had never seen (opened by hand, or before this database)
@@ -55,9 +59,7 @@ def positions_reconcile(exchange: Exchange, read_started: datetime) -> int:
             changed += 1
             continue
         updated = Position.objects.filter(pk=position.pk, updated_at__lt=read_started).update(
-            amount=info.amount, entry_price=info.entry_price, unrealized_pnl=info.unrealized_pnl,
-            mark_price=info.mark_price, reconciled_at=info.updated_at or read_started, updated_at=timezone.now(),
-        )
+            **stated, updated_at=timezone.now())
         if updated and position.amount != info.amount:
             drift.append(_drift(info.symbol, info.position_side, position.amount, info.amount))
         changed += updated

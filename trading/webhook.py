@@ -1,12 +1,14 @@
 """POST /webhook: TradingView's way in. Checks in a fixed order, then one commit that stores the
 Signal and queues its job, then the answer — no exchange call, no balance lookup on this path.
 
-    rate limit (429) → size (413) → source address (403) → parse (400) → passphrase (401)
-    → validation (400) → staleness (400) → idempotency (200 duplicate) → preferences (200 filtered)
-    → store + queue (202)
+    rate limit (429) → blocked for wrong passphrases (429) → size (413) → source address (403)
+    → parse (400) → passphrase (401) → validation (400) → staleness (400)
+    → idempotency (200 duplicate) → preferences (200 filtered) → store + queue (202)
 
 Every attempt but a rate-limited one is recorded as a Signal. Attempts that did not authenticate
-are recorded without their body; the passphrase is never stored or logged.
+are recorded without their body; the passphrase is never stored or logged, and known secrets are
+masked in the stored comment. WEBHOOK_AUTH_FAILURES wrong passphrases from one source (as the rate
+limit counts sources) block it for WEBHOOK_AUTH_BLOCK seconds, and the block is notified once.
 
 A POST is served by WebhookFastPath, a middleware right after SecurityMiddleware: the session, CSRF,
 auth, messages, history, htmx and axes middleware and DRF's request wrapping do nothing for it, and
@@ -16,6 +18,7 @@ headers as through the full stack, where every other method (405, OPTIONS) still
 
 import hmac
 import ipaddress
+import json
 import logging
 import os
 import time
@@ -39,13 +42,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from notifications.events import notify
+from notifications.messages import passphrase_block_text
+from notifications.redaction import redact as secrets_masked
 from preferences.intake import STRATEGIES
 from preferences.matching import trade_refusal
 from preferences.models import StrategyPreference
 from trading.intake import IntakeError, ParsedSignal, idempotency_key, parse_body, parse_signal, passphrase_of, redact
 from trading.models import Signal
 from trading.queue import broker_connect, enqueue_execution, enqueue_joins_transaction
-from trading.rate_limit import RATE_LIMITER
+from trading.rate_limit import RATE_LIMITER, rate_key
 
 logger = logging.getLogger(__name__)
 BodyReader = Callable[[], bytes]  # reads the request body only once the size check allows it
@@ -59,13 +65,16 @@ class Answer:
 
 
 class Refusal(Exception):
-    """Stops the checks with an answer; `record` says whether to store the attempt."""
+    """Stops the checks with an answer, and the attempt is recorded; `wrong_passphrase` counts it
+    towards its source's block."""
 
     def __init__(self, status: int, error: str, *, fields: dict | None = None, payload: dict | None = None,
-                 parsed: ParsedSignal | None = None, strategy: str = "") -> None:
+                 parsed: ParsedSignal | None = None, strategy: str = "", headers: dict | None = None,
+                 wrong_passphrase: bool = False) -> None:
         super().__init__(error)
         self.status, self.error, self.fields = status, error, fields
         self.payload, self.parsed, self.strategy = payload or {}, parsed, strategy
+        self.headers, self.wrong_passphrase = headers, wrong_passphrase
 
 
 class AlwaysJSON(BaseContentNegotiation):
@@ -180,12 +189,16 @@ def signal_receive(*, body_reader: BodyReader, content_length: str, remote_addr:
                       {"Retry-After": str(max(1, round(wait)))})
     try:
         try:
+            if admission.blocked and not _block_exempt(source_ip):
+                raise _blocked_refusal(source_ip, admission.blocked)
             answer = _checked(body_reader, content_length, source_ip, received_at, started, admission.strategies)
         except StrategyGone:  # deleted since this process read it: read it again, once
             STRATEGIES.forget()
             answer = _checked(body_reader, content_length, source_ip, received_at, started, None)
     except Refusal as refusal:
         answer = _refused(refusal, source_ip, received_at, started)
+        if refusal.wrong_passphrase:
+            _passphrase_failed(source_ip, source_ip or remote_addr)
     except DatabaseError:
         # The database is unreachable: a 5xx makes TradingView resend in 5 s, and nothing was stored.
         logger.exception("webhook: database error; answered 503 so the sender retries")
@@ -206,7 +219,9 @@ def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None
     strategy_name = raw_strategy if isinstance(raw_strategy, str) else ""
     lookup = strategy_name.strip()
     preference = STRATEGIES.get(lookup, generation) if lookup else None
-    _authenticate(passphrase_of(data), preference, strategy_name)
+    given = passphrase_of(data)
+    _authenticate(given, preference, strategy_name)
+    _comment_masked(data, given)
     payload = redact(data)
     try:
         parsed = parse_signal(data)
@@ -238,14 +253,25 @@ def _authenticate(given: str, preference: StrategyPreference | None, strategy_na
     """A strategy with its own passphrase accepts only that one; others take WEBHOOK_PASSPHRASE."""
     if preference is not None and preference.passphrase_hash:
         if not preference.check_passphrase(given):
-            raise Refusal(401, "wrong or missing passphrase", strategy=strategy_name[:100])
+            raise Refusal(401, "wrong or missing passphrase", strategy=strategy_name[:100], wrong_passphrase=True)
         return
     expected = settings.WEBHOOK_PASSPHRASE
-    if not expected:
+    if not expected:  # the server's omission, not the sender's guess: it counts towards no block
         raise Refusal(401, "no webhook passphrase is configured on the server (set WEBHOOK_PASSPHRASE)",
                       strategy=strategy_name[:100])
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Refusal(401, "wrong or missing passphrase", strategy=strategy_name[:100])
+        raise Refusal(401, "wrong or missing passphrase", strategy=strategy_name[:100], wrong_passphrase=True)
+
+
+def _comment_masked(data: dict, given: str) -> None:
+    """The comment is stored twice (the Signal's comment, and in its payload): with the passphrase it
+    came with and every other known secret masked, as notifications are (a trader may paste the
+    whole alert message into it). A comment that is not text is stored as its JSON text."""
+    comment = data.get("comment")
+    if comment is None or comment == "":
+        return
+    text = comment if isinstance(comment, str) else json.dumps(redact({"comment": comment})["comment"])
+    data["comment"] = secrets_masked(text, [given])
 
 
 def _check_fresh(parsed: ParsedSignal, preference: StrategyPreference | None, received_at: datetime, payload: dict) -> None:
@@ -316,7 +342,7 @@ def _signal_fields(parsed: ParsedSignal, payload: dict, source_ip: str | None, r
         "price": parsed.price, "strategy": parsed.strategy, "sender_time": parsed.sender_time,
         "market_position": parsed.market_position, "prev_market_position": parsed.prev_market_position,
         "position_size": parsed.position_size, "stop_loss": parsed.stop_loss, "take_profit": parsed.take_profit,
-        "comment": parsed.comment, "source_ip": source_ip,
+        "comment": parsed.comment, "quantity_type": parsed.quantity_type, "source_ip": source_ip,
         "received_at": received_at,
     }
 
@@ -342,7 +368,7 @@ def _refused(refusal: Refusal, source_ip: str | None, received_at: datetime, sta
         body["fields"] = refusal.fields
     if signal_id is not None:
         body["signal_id"] = signal_id
-    return Answer(refusal.status, body)
+    return Answer(refusal.status, body, refusal.headers)
 
 
 def _elapsed_us(started: float) -> int:
@@ -389,6 +415,28 @@ def client_address(remote_addr: str, forwarded_for: str) -> str | None:
 def address_allowed(address: str | None) -> bool:
     allowed = settings.WEBHOOK_ALLOWED_IPS
     return not allowed or (address is not None and _in(address, allowed))
+
+
+# --- blocks for wrong passphrases (trading/rate_limit.py keeps the counts) -----------------------------
+def _block_exempt(address: str | None) -> bool:
+    """An address WEBHOOK_ALLOWED_IPS names is never blocked: TradingView's four are shared by all its
+    users, and anyone who knows the URL could otherwise lock out the trader's own alerts."""
+    allowed = settings.WEBHOOK_ALLOWED_IPS
+    return bool(allowed) and address is not None and _in(address, allowed)
+
+
+def _blocked_refusal(address: str | None, left: float) -> Refusal:
+    return Refusal(429, f"too many wrong passphrases from {address}; blocked, retry in {left:.0f} s",
+                   headers={"Retry-After": str(max(1, round(left)))})
+
+
+def _passphrase_failed(address: str | None, counted_as: str) -> None:
+    if not RATE_LIMITER.passphrase_failed(counted_as):
+        return
+    exempt = _block_exempt(address)
+    logger.warning("webhook: %s wrong passphrases from %s (last %s)%s", settings.WEBHOOK_AUTH_FAILURES,
+                   rate_key(counted_as), address, "; not blocked: WEBHOOK_ALLOWED_IPS names it" if exempt else "")
+    notify("limit", passphrase_block_text(source=rate_key(counted_as), address=address or counted_as, exempt=exempt))
 
 
 # --- rate limit (trading/rate_limit.py: one limit per deployment, through the cache) ------------------

@@ -12,6 +12,27 @@ from django.db import migrations, models
 # - trading_hours: '' (always), also as the column's database default, so old code inserting rows
 #   without it still works.
 # - passphrase_hash: widened to 80 characters for the keyed digest's prefix; old SHA-256 digests kept.
+# Backward: the old constraint knows only 'allocation' and 'signal', so 'auto' and 'risk' strategies go
+# back to 'allocation' (what 'auto' does for an alert without a quantity); a keyed passphrase digest
+# (76 characters) cannot fit the old column nor be read by the old code, so it becomes a value no
+# passphrase matches: that strategy's alerts are refused (401) until its passphrase is set again.
+
+# What the migration linter (alsatrade/migration_lint.py) flags here, and why old code is safe beside it:
+ROLLING_SAFE = {
+    "ALTER_COLUMN": "passphrase_hash widens from 64 to 80 characters: whatever old code writes still fits, and "
+                    "PostgreSQL widens a varchar without rewriting the table",
+    "ADD_CHECK": "sizing_valid_v2 admits every sizing that sizing_valid did ('allocation', 'signal') and two more; "
+                 "it replaces sizing_valid in the same transaction",
+}
+
+
+def sizing_known_to_old_code(apps: object, schema_editor: object) -> None:
+    StrategyPreference = apps.get_model("preferences", "StrategyPreference")  # type: ignore[attr-defined]
+    StrategyPreference.objects.filter(sizing__in=["auto", "risk"]).update(sizing="allocation")
+    StrategyPreference.objects.filter(passphrase_hash__startswith="hmac-").update(passphrase_hash=UNMATCHABLE)
+
+
+UNMATCHABLE = "-" * 64  # not hexadecimal: no SHA-256 digest equals it
 
 
 class Migration(migrations.Migration):
@@ -25,6 +46,8 @@ class Migration(migrations.Migration):
             model_name='strategypreference',
             name='sizing_valid',
         ),
+        # Undone just before sizing_valid comes back (operations reverse in reverse order).
+        migrations.RunPython(migrations.RunPython.noop, sizing_known_to_old_code, elidable=False),
         migrations.AddField(
             model_name='historicalstrategypreference',
             name='cooldown_after_loss',

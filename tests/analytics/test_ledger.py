@@ -1,6 +1,7 @@
 """The exchange's ledger imported: idempotent, paged, attributed, and reconciled with the wallet to the cent."""
 
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,11 +10,11 @@ from django.db.models import Sum
 from django.utils import timezone
 from django_q.models import Schedule
 
-from analytics.ledger import ledger_import, order_fills_record
+from analytics.ledger import ledger_as_of, ledger_import, order_fills_record
 from analytics.models import LedgerEntry
-from analytics.tasks import import_ledger
+from analytics.tasks import import_ledger, import_ledger_after_fills
 from preferences.models import StrategyPreference
-from trading.exchange import IncomeKind, OrderRequest, get_exchange, reset_exchange
+from trading.exchange import IncomeKind, OrderRequest, OrderUpdate, get_exchange, reset_exchange
 from trading.models import Order, PaperAccount, PaperOrder, Signal
 from trading.tasks import execute_signal
 
@@ -215,8 +216,7 @@ def test_it_reconciles_a_paper_day_of_trades_to_the_cent(paper):
     ]
     for preference, action, symbol, price in day:
         trade(preference, action, symbol=symbol, price=price)
-    imported = ledger_import(paper)
-    assert imported == LedgerEntry.objects.count() > len(day)
+    assert LedgerEntry.objects.count() > len(day)  # written with the fills, before any import
     assert ledger_import(paper) == 0
     wallet_change = PaperAccount.objects.get().wallet_balance - D("10000")
     assert ledger_sum().quantize(CENT) == wallet_change.quantize(CENT) != 0
@@ -233,6 +233,7 @@ def test_it_pages_through_the_paper_ledger(paper):
     for price, exit_price in (("45000", "45100"), ("45500", "45400"), ("45200", "45300"), ("45900", "45800")):
         trade(ours, "buy", price=price)
         trade(ours, "close", price=exit_price)
+    LedgerEntry.objects.all().delete()  # lost, as in a database restored from an older dump
     assert ledger_import(paper, limit=3) == LedgerEntry.objects.count() == 12  # 8 commissions, 4 realized P&L
     assert not LedgerEntry.objects.filter(order__isnull=True).exists()
 
@@ -253,4 +254,69 @@ def test_it_is_scheduled_every_five_minutes():
 
 def test_it_imports_from_the_configured_exchange_in_the_job(paper):
     trade(strategy())
+    LedgerEntry.objects.all().delete()
     assert import_ledger() == "1 ledger line(s) imported"
+    assert import_ledger_after_fills("BTCUSDT", "ETHUSDT") == "0 ledger line(s) imported after fills of BTCUSDT, ETHUSDT"
+
+
+# --- the ledger follows the fills (issue #17) ---------------------------------------------------------
+def test_it_writes_a_paper_fills_lines_with_the_fill_attributed_to_its_order(paper):
+    ours, other = strategy(), strategy("ALSAPRO 2")
+    opening = trade(ours)
+    closing = trade(ours, "close", price="46000")
+    trade(other, symbol="ETHUSDT", price="3000")
+    lines = LedgerEntry.objects.filter(symbol="BTCUSDT")
+    assert sorted(lines.values_list("order", "kind")) == [
+        (opening.pk, "COMMISSION"), (closing.pk, "COMMISSION"), (closing.pk, "REALIZED_PNL")]
+    assert set(lines.values_list("strategy", flat=True)) == {"ALSAPRO 1"}
+    assert ledger_sum(order=closing) == closing.realized_pnl - closing.commission == D("111") - D("2.553")
+    assert LedgerEntry.objects.get(symbol="ETHUSDT").strategy == "ALSAPRO 2"
+    assert ledger_import(paper) == 0  # the import reads them again and adds nothing
+
+
+def test_it_writes_a_triggered_paper_stops_lines_for_the_next_import_to_attribute(paper):
+    from trading.exchange import ProtectiveUpdate, StreamAlive
+    from trading.exchange.paper import PaperUserStream
+    from trading.live import order_update_apply, protective_update_apply
+
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, allocation_pct=D(10),
+                                      stop_loss=D(2))
+    trade(StrategyPreference.objects.get())
+    paper.observe_price("BTCUSDT", D("44000"))  # crosses the stop at 44,100: the paper exchange fills it
+    stop_line = LedgerEntry.objects.get(symbol="BTCUSDT", kind="REALIZED_PNL")
+    assert stop_line.amount == (D("44000") - D("45000")) * D("0.111") and stop_line.order is None
+    # The user stream records the fill as an Order of ours; the next import attributes the lines to it.
+    for event in PaperUserStream().events(threading.Event()):
+        if isinstance(event, StreamAlive):  # after what the paper exchange did by itself
+            break
+        if isinstance(event, ProtectiveUpdate):
+            protective_update_apply(event)
+        elif isinstance(event, OrderUpdate):
+            order_update_apply(event)
+    assert ledger_import(paper) == 0
+    stop_fill = Order.objects.get(source=Order.Source.STOP_LOSS)
+    stop_line.refresh_from_db()
+    assert (stop_line.order, stop_line.strategy) == (stop_fill, "ALSAPRO 1")  # the strategy that placed the stop
+
+
+def test_it_stamps_an_import_that_read_to_the_end_and_not_one_cut_short(binance_fake, binance_exchange):
+    at = binance_fake.server_ms() - 60_000
+    for n in range(3):
+        binance_fake._add_income("BTCUSDT", "COMMISSION", D("-1"), at + n, trade_id=str(n))
+    assert ledger_import(binance_exchange, limit=2, max_pages=1) == 2  # cut short: the third waits
+    newest = LedgerEntry.objects.latest("time").time
+    assert ledger_as_of(binance_exchange.account_id) == newest
+    before = timezone.now()
+    assert ledger_import(binance_exchange, limit=2) == 1  # on to a short page: read to the end
+    assert before <= ledger_as_of(binance_exchange.account_id) <= timezone.now()
+    assert ledger_as_of("another-account") is None
+
+
+def test_it_says_the_ledger_is_as_of_its_newest_line_when_that_is_later_than_the_import(paper):
+    ledger_import(paper)
+    imported_at = ledger_as_of("paper")
+    assert imported_at is not None
+    order = trade(strategy())  # its lines are written with the fill, after the import
+    newest = LedgerEntry.objects.get(order=order).time
+    assert newest > imported_at
+    assert ledger_as_of("paper") == newest

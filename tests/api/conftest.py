@@ -2,8 +2,9 @@
 
 import pytest
 from django.contrib.auth.models import Permission
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+from alsatrade.api_tokens import api_token_create
 
 
 @pytest.fixture
@@ -15,7 +16,7 @@ def reader(django_user_model):
 def api(reader) -> APIClient:
     """A client authenticated the way scripts are: `Authorization: Token …`."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reader).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=reader)[1]}")
     return client
 
 
@@ -31,5 +32,5 @@ def editor(django_user_model):
 @pytest.fixture
 def editor_api(editor) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=editor).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=editor)[1]}")
     return client

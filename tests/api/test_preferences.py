@@ -54,9 +54,15 @@ def test_it_lists_every_strategy_without_the_passphrase_hash(api, strategy):
         ("strategy", "false", "enabled", False),
         ("direction", "long", "direction", "long"),
         ("leverage", 125, "leverage", 125),
-        ("leverage", "20", "leverage", 20),
+        ("leverage", 1, "leverage", 1),
         ("allocation", 100, "allocation_pct", Decimal("100")),
-        ("allocation", "0.5", "allocation_pct", Decimal("0.5")),
+        ("allocation", 0.5, "allocation_pct", Decimal("0.5")),
+        ("allocation", 0.0001, "allocation_pct", Decimal("0.0001")),
+        # Kept to the column's 4 decimals, half to even, rather than refused: a schema's multipleOf
+        # cannot say "4 decimals" of a binary float.
+        ("allocation", 12.34565, "allocation_pct", Decimal("12.3456")),
+        ("max_daily_loss", None, "max_daily_loss", None),
+        ("trading_hours", "MON-fri 07:00-21:00, sun 18:00 - 24:00", "trading_hours", "MON-fri 07:00-21:00, sun 18:00 - 24:00"),
         ("margin", "isolated", "margin_type", "isolated"),
         ("sizing", "signal", "sizing", "signal"),
     ],
@@ -75,21 +81,26 @@ def test_it_sets_one_preference(editor_api, strategy, kind, value, field, expect
 @pytest.mark.parametrize(
     "kind, value, why",
     [
-        ("product", ["BTCUSDT", "BTC/USDT"], "not a futures symbol"),
-        ("product", 5, "list of symbols"),
-        ("strategy", "maybe", "not true or false"),
-        ("strategy", 1, "not true or false"),
-        ("direction", "sideways", "not one of the available choices"),
-        ("leverage", 126, "less than or equal to 125"),
-        ("leverage", 0, "greater than or equal to 1"),
+        ("product", ["BTCUSDT", "BTC/USDT"], "Symbols, as a list"),
+        ("product", ["BTCUSDT", 5], "Symbols, as a list"),
+        ("product", 5, "Symbols, as a list"),
+        ("strategy", "maybe", "is not true or false"),
+        ("strategy", 1, "is not true or false"),
+        ("direction", "sideways", "is not one of long, short, both"),
+        ("leverage", 126, "is not a whole number from 1 to 125"),
+        ("leverage", 0, "is not a whole number from 1 to 125"),
         ("leverage", 2.5, "whole number"),
+        ("leverage", 5.0, "whole number"),
         ("leverage", True, "whole number"),
-        ("allocation", 0, "greater than or equal to"),
-        ("allocation", "100.01", "less than or equal to 100"),
-        ("allocation", "ten", "number"),
-        ("allocation", None, "required"),
-        ("margin", "crossed", "not one of the available choices"),
-        ("sizing", "half", "not one of the available choices"),
+        ("leverage", "20", "whole number"),
+        ("allocation", 0, "is not a number from 0.0001 to 100"),
+        ("allocation", 0.00009, "is not a number from 0.0001 to 100"),
+        ("allocation", 100.01, "is not a number from 0.0001 to 100"),
+        ("allocation", "0.5", "number"),
+        ("allocation", None, "number"),
+        ("margin", "crossed", "is not one of cross, isolated"),
+        ("sizing", "half", "is not one of"),
+        ("trading_hours", "mon-fri 25:00-26:00", "UTC windows"),
     ],
 )
 def test_it_refuses_a_bad_value_naming_the_field_and_why(editor_api, strategy, kind, value, why):
@@ -111,7 +122,10 @@ def test_it_refuses_a_bad_type_listing_the_valid_ones(editor_api, strategy):
         assert kind in message
 
 
-@pytest.mark.parametrize("body", [{"value": 5}, {"strategy": "", "value": 5}, {"strategy": "x" * 101, "value": 5}])
+@pytest.mark.parametrize("body", [
+    {"value": 5}, {"strategy": "", "value": 5}, {"strategy": " \u3000\t", "value": 5}, {"strategy": "x" * 101, "value": 5},
+    {"strategy": "x" * 99 + "  ", "value": 5}, {"strategy": "a\x00b", "value": 5}, {"strategy": 5, "value": 5},
+])
 def test_it_refuses_a_missing_or_bad_strategy_name(editor_api, body):
     response = editor_api.post("/preferences/leverage", body, format="json")
     assert response.status_code == 400
@@ -150,13 +164,38 @@ def test_it_refuses_to_create_without_the_add_permission(reader, strategy):
 
 
 def test_it_agrees_with_the_admin_form(admin_client, editor_api, strategy):
-    """The same value, the same verdict: both go through StrategyPreferenceForm."""
-    response = editor_api.post("/preferences/product", {"strategy": "ALSAPRO 1", "value": "btcusdt BTC-USDT"}, format="json")
-    assert response.status_code == 400
+    """The same well-formed value, the same verdict: both go through StrategyPreferenceForm. The form
+    refuses a value the schema allows as a 409 (a conflict with the exchange's list), not a 400."""
+    response = editor_api.post("/preferences/product", {"strategy": "ALSAPRO 1", "value": "btcusdt NOSUCHCOINUSDT"},
+                               format="json")
+    assert response.status_code == 409
     admin_message = response.json()["product"][0]
     page = admin_client.post(f"/admin/preferences/strategypreference/{strategy.pk}/change/", {
-        "name": "ALSAPRO 1", "enabled": "on", "products": "btcusdt BTC-USDT", "direction": "both", "leverage": "5",
+        "name": "ALSAPRO 1", "enabled": "on", "products": "btcusdt NOSUCHCOINUSDT", "direction": "both", "leverage": "5",
         "margin_type": "cross", "sizing": "allocation", "allocation_pct": "12.5", "notes": "",
     })
     assert page.status_code == 200
     assert admin_message in page.content.decode()
+
+
+def test_it_drops_spaces_around_a_strategy_name_counting_them_in_its_length(editor_api, strategy):
+    response = editor_api.post("/preferences/leverage", {"strategy": " ALSAPRO 1\u3000", "value": 7}, format="json")
+    assert response.status_code == 200
+    assert stored()["leverage"] == 7
+    response = editor_api.post("/preferences/leverage", {"strategy": "x" * 98 + "  ", "value": 7}, format="json")
+    assert response.status_code == 201
+    assert StrategyPreference.objects.filter(name="x" * 98).exists()
+
+
+def test_it_answers_409_for_a_well_formed_value_the_form_refuses(editor_api, strategy):
+    before = stored()
+    response = editor_api.post("/preferences/trading_hours", {"strategy": "ALSAPRO 1", "value": "07:00-07:00"}, format="json")
+    assert response.status_code == 409
+    assert "starts and ends at the same time" in response.json()["trading_hours"][0]
+    assert stored() == before
+
+
+def test_it_takes_json_only(editor_api, strategy):
+    response = editor_api.post("/preferences/leverage", {"strategy": "ALSAPRO 1", "value": "7"})
+    assert response.status_code == 415
+    assert stored()["leverage"] == 5

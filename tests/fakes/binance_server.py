@@ -8,8 +8,12 @@ drift. Tests drive the real connector against it over real HTTP.
 
 It also serves the user data stream over a real local websocket (`ws_url`/<listenKey>): every fill
 pushes ORDER_TRADE_UPDATE and ACCOUNT_UPDATE as Binance does, a triggered protective order its
-ALGO_UPDATEs, and helpers make the exchange act by itself (a liquidation, a trade placed by hand,
-funding), drop the connection, expire the listenKey or replay an event.
+ALGO_UPDATEs, a leverage change ACCOUNT_CONFIG_UPDATE, and helpers make the exchange act by itself
+(a liquidation, a trade placed by hand, funding, a leverage or margin type changed in Binance's app),
+drop the connection, expire the listenKey, replay an event or send any frame at all.
+
+The account's setup (`manage.py exchange_check`) has switches a test flips: `key_refused`, `can_trade`,
+`trading_lock`, `hedge_mode`, `multi_assets`, and `listing` (a symbol's exchangeInfo status or type).
 """
 
 import hashlib
@@ -36,7 +40,9 @@ API_KEY = "fake-api-key-0123456789"
 API_SECRET = "fake-api-secret-9876543210"
 SIGNED = {"/fapi/v1/order", "/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/positionSide/dual",
           "/fapi/v3/account", "/fapi/v3/balance", "/fapi/v3/positionRisk", "/fapi/v1/algoOrder", "/fapi/v1/openAlgoOrders",
-          "/fapi/v1/income", "/fapi/v1/userTrades"}
+          "/fapi/v1/income", "/fapi/v1/userTrades", "/fapi/v1/symbolConfig", "/fapi/v1/accountConfig",
+          "/fapi/v1/apiTradingStatus", "/fapi/v1/multiAssetsMargin"}
+DEFAULT_LEVERAGE = 20  # Binance's for a symbol never configured
 TAKER_FEE = Decimal("0.0005")  # Binance's standard USDⓈ-M taker rate
 
 
@@ -136,7 +142,14 @@ class FakeBinance:
             self.position_times: dict[tuple[str, str], int] = {}  # (symbol, side) → last change, server ms
             self.leverage: dict[str, int] = {}
             self.margin_type: dict[str, str] = {}
+            self.order_leverage: dict[str, int] = {}  # client order id → the symbol's leverage when it was placed
             self.hedge_mode = False
+            # Switches a test flips: the account's setup as `manage.py exchange_check` reads it.
+            self.multi_assets = False
+            self.can_trade = True
+            self.key_refused = False  # every request with the key answers -2015 (wrong key, IP not allowed…)
+            self.trading_lock: tuple[str, int] | None = None  # (symbol or "ACCOUNT", recover time ms)
+            self.listing: dict[str, dict] = {}  # symbol → fields overriding its exchangeInfo entry (status…)
             self.clock_offset_ms = 0
             self.orders: list[dict] = []
             self.requests: list[Request] = []
@@ -194,6 +207,13 @@ class FakeBinance:
             except ConnectionClosed:
                 pass
 
+    def push_raw(self, frame: str) -> None:
+        """Send a frame as it is: a message Binance would never send (not JSON, NaN, too deep…)."""
+        with self.lock:
+            streams = list(self.streams)
+        for connection in streams:
+            connection.send(frame)
+
     def replay(self, event: dict) -> None:
         """Send an event again, as a reconnecting stream or a confused exchange might."""
         with self.lock:
@@ -235,7 +255,7 @@ class FakeBinance:
 
     def _listen_key(self, method: str, headers, params: dict) -> dict:
         # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Start-User-Data-Stream
-        if headers.get("X-MBX-APIKEY") != API_KEY:
+        if headers.get("X-MBX-APIKEY") != API_KEY or self.key_refused:
             raise Answer(401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
         if method == "POST":
             if not self.listen_keys:
@@ -356,6 +376,16 @@ class FakeBinance:
         """429 (slow down) or 418 (banned), with Retry-After."""
         self.faults.append(Fault(method, path, "rate_limit", status=status, seconds=retry_after))
 
+    def change_leverage_in_app(self, symbol: str, leverage: int) -> None:
+        """Someone changes the symbol's leverage in Binance's app: the stream tells (ACCOUNT_CONFIG_UPDATE)."""
+        with self.lock:
+            self._set_leverage({"symbol": symbol, "leverage": str(leverage)})
+
+    def change_margin_type_in_app(self, symbol: str, margin_type: str) -> None:
+        """Someone changes the margin type in Binance's app ("ISOLATED"/"CROSSED"): nothing is pushed."""
+        with self.lock:
+            self.margin_type[symbol] = margin_type
+
     def add_funding(self, symbol: str, amount: str) -> None:
         """A funding fee settles on the wallet (negative: paid), as Binance does every 8 hours."""
         with self.lock:
@@ -412,7 +442,7 @@ class FakeBinance:
 
     def _verify(self, headers, query: str, params: dict) -> None:
         # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info#signed-trade-and-user_data-endpoint-security
-        if headers.get("X-MBX-APIKEY") != API_KEY:
+        if headers.get("X-MBX-APIKEY") != API_KEY or self.key_refused:
             raise Answer(401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action, request ip: 127.0.0.1"})
         unsigned, _, signature = query.rpartition("&signature=")
         expected = hmac.new(API_SECRET.encode(), unsigned.encode(), hashlib.sha256).hexdigest()
@@ -427,7 +457,7 @@ class FakeBinance:
     def _route(self, method: str, path: str, params: dict, headers=None):
         routes = {
             ("GET", "/fapi/v1/time"): lambda: {"serverTime": self.server_ms()},
-            ("GET", "/fapi/v1/exchangeInfo"): lambda: json.loads(SNAPSHOT.read_text()),
+            ("GET", "/fapi/v1/exchangeInfo"): self._exchange_info,
             ("GET", "/fapi/v1/premiumIndex"): lambda: {
                 "symbol": params["symbol"], "markPrice": str(self._price(params["symbol"]))
             },
@@ -440,6 +470,10 @@ class FakeBinance:
             ("POST", "/fapi/v1/leverage"): lambda: self._set_leverage(params),
             ("POST", "/fapi/v1/marginType"): lambda: self._set_margin_type(params),
             ("GET", "/fapi/v1/positionSide/dual"): lambda: {"dualSidePosition": self.hedge_mode},
+            ("GET", "/fapi/v1/symbolConfig"): lambda: self._symbol_config(params),
+            ("GET", "/fapi/v1/accountConfig"): self._account_config,
+            ("GET", "/fapi/v1/multiAssetsMargin"): lambda: {"multiAssetsMargin": self.multi_assets},
+            ("GET", "/fapi/v1/apiTradingStatus"): self._api_trading_status,
             ("GET", "/fapi/v3/account"): self._account,
             ("GET", "/fapi/v3/positionRisk"): self._position_risk,
             ("GET", "/fapi/v1/income"): lambda: self._income_history(params),
@@ -485,13 +519,14 @@ class FakeBinance:
         if not reduce_only and not closing and quantity * price < rules.min_notional:
             raise Answer(400, {"code": -4164, "msg": f"Order's notional must be no smaller than {rules.min_notional}"})
         opened = quantity if not closing else max(quantity - abs(amount), Decimal(0))
-        if opened * price / self.leverage.get(symbol, 20) > self._available():
+        if opened * price / self.leverage.get(symbol, DEFAULT_LEVERAGE) > self._available():
             raise Answer(400, {"code": -2019, "msg": "Margin is insufficient."})
         self.next_order_id += 1
         client_id = params.get("newClientOrderId") or f"fake-{self.next_order_id}"
         stream_order = {"orderId": self.next_order_id, "symbol": symbol, "clientOrderId": client_id, "side": side,
                         "positionSide": position_side, "type": "MARKET", "origQty": str(quantity),
                         "reduceOnly": reduce_only}
+        self.order_leverage[client_id] = self.leverage.get(symbol, DEFAULT_LEVERAGE)
         self._push_order(stream_order, "NEW", "NEW", Decimal(0), Decimal(0), price)
         self._apply_fill(stream_order, quantity, price, quantity)
         order = {
@@ -604,7 +639,40 @@ class FakeBinance:
             raise Answer(400, {"code": -4028, "msg": "Leverage is not valid"})
         self._price(params["symbol"])
         self.leverage[params["symbol"]] = leverage
+        # Reference: .../user-data-streams/Event-Account-Configuration-Update-previous-Leverage-Update
+        now = self.server_ms()
+        self.push({"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now, "ac": {"s": params["symbol"], "l": leverage}})
         return {"symbol": params["symbol"], "leverage": leverage, "maxNotionalValue": "1000000"}
+
+    def _symbol_config(self, params: dict) -> list[dict]:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Symbol-Config
+        symbols = [params["symbol"]] if "symbol" in params else sorted(bundled_rules())
+        for symbol in symbols:
+            self._price(symbol)
+        return [{"symbol": symbol, "marginType": self.margin_type.get(symbol, "CROSSED"), "isAutoAddMargin": "false",
+                 "leverage": self.leverage.get(symbol, DEFAULT_LEVERAGE), "maxNotionalValue": "1000000"}
+                for symbol in symbols]
+
+    def _account_config(self) -> dict:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Account-Config
+        return {"feeTier": 0, "canTrade": self.can_trade, "canDeposit": True, "canWithdraw": True,
+                "dualSidePosition": self.hedge_mode, "updateTime": 0, "multiAssetsMargin": self.multi_assets,
+                "tradeGroupId": -1}
+
+    def _api_trading_status(self) -> dict:
+        # Reference: .../account/rest-api/Futures-Trading-Quantitative-Rules-Indicators
+        indicators = {}
+        if self.trading_lock is not None:
+            where, until = self.trading_lock
+            indicators[where] = [{"isLocked": True, "plannedRecoverTime": until, "indicator": "UFR", "value": 0.05,
+                                  "triggerValue": 0.995}]
+        return {"indicators": indicators, "updateTime": self.server_ms()}
+
+    def _exchange_info(self) -> dict:
+        info = json.loads(SNAPSHOT.read_text())
+        for entry in info["symbols"]:
+            entry.update(self.listing.get(entry["symbol"], {}))
+        return info
 
     def _set_margin_type(self, params: dict) -> dict:
         symbol, wanted = params["symbol"], params["marginType"]
@@ -617,7 +685,8 @@ class FakeBinance:
         return sum(((self.prices.get(s, e) - e) * a for (s, _), (a, e) in self.positions.items()), Decimal(0))
 
     def _available(self) -> Decimal:
-        used = sum((abs(a) * e / self.leverage.get(s, 20) for (s, _), (a, e) in self.positions.items()), Decimal(0))
+        used = sum((abs(a) * e / self.leverage.get(s, DEFAULT_LEVERAGE) for (s, _), (a, e) in self.positions.items()),
+                   Decimal(0))
         return self.wallet + self._unrealized() - used
 
     def _account(self) -> dict:

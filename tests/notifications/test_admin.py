@@ -93,11 +93,12 @@ def test_it_sends_a_test_message_from_the_channels_page_and_shows_the_redacted_e
     assert DISCORD_PATH.rsplit("/", 1)[-1] not in message
 
 
-def test_it_reports_a_telegram_refusal_without_the_token(admin_client, telegram, receiver):
-    receiver.answer(401, f'{{"ok": false, "description": "Unauthorized bot{TELEGRAM_TOKEN}"}}'.encode())
+def test_it_reports_a_telegram_refusal_without_the_token_or_the_answers_body(admin_client, telegram, receiver):
+    receiver.answer(401, f'{{"ok": false, "description": "Unauthorized bot{TELEGRAM_TOKEN} at 10.1.2.3"}}'.encode())
     response = admin_client.post(reverse("admin:notifications_channel_test", args=[telegram.pk]), follow=True)
-    assert shown(response) == ['desk chat (Telegram): the test message failed: HTTP 401: '
-                               '{"ok": false, "description": "Unauthorized bot********"}']
+    assert shown(response) == ["desk chat (Telegram): the test message failed: HTTP 401: "
+                               "the service refused the bot token or webhook (revoked, deleted, or mistyped?)"]
+    assert "10.1.2.3" not in response.content.decode()
 
 
 def test_it_refuses_the_test_message_to_staff_who_may_not_change_channels(client, django_user_model, telegram, receiver):

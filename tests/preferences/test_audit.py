@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from alsatrade.api_tokens import api_token_create
 from preferences.models import StrategyPreference
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +76,7 @@ def test_it_records_a_change_made_on_the_strategy_page(editor, strategy):
 
 def test_it_records_a_change_made_through_the_token_api(editor, strategy):
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=editor).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=editor)[1]}")
     response = api.post("/preferences/allocation", {"strategy": "ALSAPRO 1", "value": "12.5"}, format="json")
     assert response.status_code == 200, response.content
     record, delta = last_change(strategy)
@@ -86,7 +86,7 @@ def test_it_records_a_change_made_through_the_token_api(editor, strategy):
 
 def test_it_records_who_created_a_strategy_through_the_api(editor):
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=editor).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=editor)[1]}")
     assert api.post("/preferences/leverage", {"strategy": "NEW ONE", "value": 4}, format="json").status_code == 201
     record = StrategyPreference.objects.get(name="NEW ONE").history.get()
     assert (record.history_type, record.history_user, record.leverage) == ("+", editor, 4)

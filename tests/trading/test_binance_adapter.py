@@ -1,5 +1,6 @@
 """The Binance adapter through the real connector, over real HTTP, against the fake exchange."""
 
+import logging
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,7 @@ from trading.exchange import (
     PermanentError,
     PrecisionRejected,
     RetryableError,
+    SymbolSettings,
     UnknownSymbol,
 )
 from trading.exchange.binance import BinanceExchange
@@ -257,3 +259,54 @@ def test_it_reads_the_position_mode_again_after_a_mismatch(binance_exchange, bin
     with pytest.raises(PermanentError):
         place(binance_exchange, buy())  # -4061
     assert binance_exchange.is_hedge_mode() is True
+
+
+# --- leverage and margin type as Binance has them (issue #17) ------------------------------------------
+def test_it_reads_leverage_and_margin_type_per_symbol(binance_exchange, binance_fake):
+    binance_fake.leverage["BTCUSDT"] = 25
+    binance_fake.change_margin_type_in_app("ETHUSDT", "ISOLATED")
+    one = binance_exchange.get_symbol_settings(["BTCUSDT"])
+    assert one == {"BTCUSDT": SymbolSettings("BTCUSDT", 25, "cross")}
+    assert binance_fake.requests_to("/fapi/v1/symbolConfig")[0].params["symbol"] == "BTCUSDT"
+    several = binance_exchange.get_symbol_settings(["BTCUSDT", "ETHUSDT", "NOTLISTED"])
+    assert several == {"BTCUSDT": SymbolSettings("BTCUSDT", 25, "cross"), "ETHUSDT": SymbolSettings("ETHUSDT", 20, "isolated")}
+    assert "symbol" not in binance_fake.requests_to("/fapi/v1/symbolConfig")[1].params  # one request for all
+    assert binance_exchange.get_symbol_settings([]) == {}
+
+
+def test_positions_come_with_the_leverage_and_margin_type_in_force(binance_exchange, binance_fake):
+    binance_fake.set_position("BTCUSDT", "0.010", "45000")
+    binance_fake.leverage["BTCUSDT"] = 7
+    binance_fake.change_margin_type_in_app("BTCUSDT", "ISOLATED")
+    [position] = binance_exchange.get_positions()
+    assert (position.leverage, position.margin_type) == (7, "isolated")
+
+
+# --- nothing secret reaches the log, at any level -----------------------------------------------------
+def test_no_listen_key_signature_or_raw_account_answer_reaches_the_log(binance_settings, binance_fake, caplog):
+    import threading
+
+    from trading.exchange import StreamConnected, get_exchange
+
+    binance_settings.BINANCE_STREAM_URL = binance_fake.ws_url
+    for name in ("", "urllib3", "websocket", "binance", "trading"):
+        caplog.set_level(logging.DEBUG, logger=name or None)
+    exchange = get_exchange()
+    binance_fake.set_position("BTCUSDT", "0.010", "45000")
+    exchange.get_balance()
+    exchange.get_positions()
+    stream = exchange.user_stream()
+    stop = threading.Event()
+    events = stream.events(stop)
+    assert isinstance(next(events), StreamConnected)
+    [key] = binance_fake.listen_keys
+    stream.keepalive(key)  # PUT /fapi/v1/listenKey?listenKey=…
+    stop.set()
+    events.close()
+    # The fake's own websocket server (`websockets`) logs its side; the adapter's client is websocket-client.
+    ours = [record for record in caplog.records if not record.name.startswith("websockets")]
+    assert any(record.name.startswith("urllib3") for record in ours)  # it did speak, query strings left out
+    text = "\n".join(f"{record.name} {record.getMessage()}" for record in ours)
+    assert key not in text and "signature=" not in text
+    assert "totalWalletBalance" not in text and "positionAmt" not in text and "listenKey\"" not in text
+    assert API_KEY not in text

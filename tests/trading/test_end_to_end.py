@@ -141,8 +141,9 @@ def test_it_records_insufficient_margin_as_a_rejection_without_retrying(client, 
 def test_it_sends_leverage_and_margin_type_only_when_they_change(client, strategy, binance_fake):
     alert(client)
     alert(client, price=45001)
-    assert len(binance_fake.requests_to("/fapi/v1/leverage")) == 1
-    assert len(binance_fake.requests_to("/fapi/v1/marginType")) == 1
+    assert len(binance_fake.requests_to("/fapi/v1/symbolConfig")) == 1  # read once, then remembered
+    assert len(binance_fake.requests_to("/fapi/v1/leverage")) == 1  # 20 at the exchange, 5 wanted
+    assert len(binance_fake.requests_to("/fapi/v1/marginType")) == 0  # already cross
     strategy.leverage, strategy.margin_type = 3, "isolated"
     strategy.save()
     alert(client, price=45002)

@@ -59,7 +59,8 @@ def test_it_fills_the_seed_example_and_records_position_timing_and_pnl(strategy)
         assert getattr(execution, stage) is not None, stage
     assert execution.latency_ms is not None and execution.stage_ms["total"] >= 0
     position = Position.objects.get(symbol="BTCUSDT")
-    assert (position.amount, position.entry_price, position.leverage) == (D("0.111"), D("45000"), None)
+    assert (position.amount, position.entry_price, position.leverage, position.margin_type) == (
+        D("0.111"), D("45000"), 5, "cross")
     assert Signal.objects.get(pk=signal.pk).status == Signal.Status.DONE
 
     close = queued(strategy, "close", price="46000")

@@ -16,7 +16,7 @@ from django_q.models import Schedule, Task
 
 from preferences.models import StrategyPreference
 from trading.models import Execution, Signal
-from trading.rate_limit import RATE_LIMITER, RateLimiter, rate_key
+from trading.rate_limit import RATE_LIMITER, Admission, RateLimiter, rate_key
 from trading.retention import prune, refused_prune, successes_prune
 
 ON_REDIS = isinstance(caches["default"], RedisCache)
@@ -131,6 +131,43 @@ def test_it_costs_one_redis_round_trip_per_request(limits, monkeypatch):
     assert calls == ["EVALSHA"] * 5  # one script counts and reads the strategy generation
 
 
+@pytest.fixture
+def guarded(settings):
+    settings.WEBHOOK_AUTH_FAILURES, settings.WEBHOOK_AUTH_WINDOW, settings.WEBHOOK_AUTH_BLOCK = 3, 60, 120
+    return settings
+
+
+def test_it_starts_one_block_for_wrong_passphrases_counted_by_two_processes(guarded):
+    first, second = two_processes()
+    assert [first.passphrase_failed("203.0.113.7"), second.passphrase_failed("203.0.113.7")] == [False, False]
+    assert first.admit("203.0.113.7").blocked == 0
+    assert second.passphrase_failed("203.0.113.7") is True
+    assert 119 < first.admit("203.0.113.7").blocked <= 120
+    assert [first.passphrase_failed("203.0.113.7") for _ in range(3)] == [False] * 3  # blocked already: told once
+    assert second.admit("203.0.113.8").blocked == 0
+
+
+@pytest.mark.skipif(ON_REDIS, reason="Redis keeps its own time; the local-memory cache reads time.time")
+def test_it_forgets_wrong_passphrases_once_their_window_ends(guarded, monkeypatch):
+    limiter, _ = two_processes()
+    assert [limiter.passphrase_failed("203.0.113.7") for _ in range(2)] == [False, False]
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    assert [limiter.passphrase_failed("203.0.113.7") for _ in range(2)] == [False, False]
+    assert limiter.passphrase_failed("203.0.113.7") is True
+
+
+def test_it_neither_blocks_nor_fails_when_the_cache_is_down(guarded, monkeypatch):
+    limiter, _ = two_processes()
+
+    def down(*args, **kwargs):
+        raise redis.ConnectionError("refused")
+
+    monkeypatch.setattr(RateLimiter, "_cache", property(down))
+    assert [limiter.passphrase_failed("203.0.113.7") for _ in range(4)] == [False] * 4
+    assert limiter.admit("203.0.113.7") == Admission(0.0)
+
+
 @pytest.mark.django_db
 def test_it_answers_429_to_a_second_address_in_the_same_ipv6_64(limits):
     client = Client()
@@ -149,7 +186,7 @@ def refused(http_status: int, **fields) -> Signal:
 
 @pytest.mark.django_db
 def test_it_keeps_only_the_newest_unauthenticated_attempts():
-    old = [refused(401, strategy="<script>") for _ in range(3)] + [refused(403), refused(413), refused(400)]
+    old = [refused(401, strategy="<script>") for _ in range(3)] + [refused(403), refused(413), refused(400), refused(429)]
     kept = [refused(401), refused(403)]
     authenticated_400 = refused(400, payload={"action": "buy", "quantity": "x"})
     accepted = Signal.objects.create(status=Signal.Status.DONE, http_status=202, idempotency_key="k1")

@@ -375,3 +375,104 @@ def test_a_worker_recording_its_answer_after_a_reconciliation_read_the_fill_does
     recording.order_record(Order.objects.get(pk=order.pk), result)
     assert position() == D("0.111")  # not 0.222
     assert Order.objects.get(pk=order.pk).applied_qty == D("0.111")
+
+
+# --- leverage changed at the exchange (issue #17) -----------------------------------------------------
+def test_a_leverage_changed_in_binances_app_is_noticed_from_the_stream_and_the_next_order_restores_it(
+        client, stream, settings):
+    from trading.models import SymbolSetting
+
+    settings.EXCHANGE_SETTINGS_MAX_AGE = 3600  # no stale read: only the stream can tell
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    alert(client)
+    account = get_exchange().account_id
+    eventually(lambda: SymbolSetting.objects.get(account=account, symbol="BTCUSDT").leverage == 5)
+    reads = len(stream.requests_to("/fapi/v1/symbolConfig"))
+
+    stream.change_leverage_in_app("BTCUSDT", 25)
+    eventually(lambda: SymbolSetting.objects.get(account=account, symbol="BTCUSDT").leverage == 25)
+    assert Position.objects.get(symbol="BTCUSDT").leverage == 25  # in force on the open position too
+
+    execution = alert(client, price=45001)
+    assert execution.decision["account_settings"] == ["leverage at the exchange was 25, set to 5 before the order"]
+    assert stream.order_leverage[execution.orders.get().client_order_id] == 5
+    assert len(stream.requests_to("/fapi/v1/symbolConfig")) == reads  # the stream told: nothing read
+    eventually(lambda: Position.objects.get(symbol="BTCUSDT").leverage == 5)
+
+
+def test_leverage_and_margin_type_are_read_again_when_the_stream_reopens(stream):
+    from trading.models import SymbolSetting
+
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    stream.drop_streams(refuse=True)
+    stream.change_margin_type_in_app("BTCUSDT", "ISOLATED")  # never pushed
+    stream.streams_refused = False
+    stream.wait_for_stream(connections=2, timeout=5)
+    eventually(lambda: SymbolSetting.objects.filter(symbol="BTCUSDT", margin_type="isolated").exists(), within=2)
+
+
+def test_a_reopened_stream_still_reconciles_when_the_settings_cannot_be_read(binance_settings, binance_fake):
+    from trading.exchange import StreamConnected
+    from trading.live import event_apply
+
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    binance_fake.set_position("BTCUSDT", "0.010", "45000")
+    binance_fake.fail_next("/fapi/v1/symbolConfig", method="GET", status=404, code=-5000, msg="Not served.")
+    binance_fake.fail_next("/fapi/v1/symbolConfig", method="GET", status=404, code=-5000, msg="Not served.")
+    said = event_apply(StreamConnected(datetime.now(UTC)), get_exchange())
+    assert said.startswith("connected; positions reconciled") and "leverage and margin types could not be read" in said
+    assert position() == D("0.010")
+
+
+# --- messages Binance would never send: skipped, and the stream goes on --------------------------------
+SECRET = "leaky-listen-key-0123456789abcdef"  # in every bad message: the log must not repeat it
+ORDER = {"s": "BTCUSDT", "c": SECRET, "S": "BUY", "o": "MARKET", "q": "0.010", "X": "FILLED", "i": 1, "l": "0.010",
+         "z": "0.010", "L": "45000", "ap": "45000", "n": "0.2", "N": "USDT", "T": 1700000000000, "t": 1, "ps": "BOTH"}
+MALFORMED = {
+    "not JSON": "not json " + SECRET,
+    "NaN amount": json.dumps({"e": "ORDER_TRADE_UPDATE", "E": 1, "T": 1, "o": {**ORDER, "z": "NaN"}}),
+    "Infinity amount": json.dumps({"e": "ORDER_TRADE_UPDATE", "E": 1, "T": 1, "o": {**ORDER, "q": "Infinity"}}),
+    "bare NaN": '{"e": "ACCOUNT_UPDATE", "E": 1, "T": 1, "a": {"m": "ORDER", "B": [{"a": "USDT", "wb": NaN}], '
+                f'"P": [], "k": "{SECRET}"' + "}}",
+    "huge number": json.dumps({"e": "ORDER_TRADE_UPDATE", "E": 1, "T": 1, "o": {**ORDER, "z": "1e400"}}),
+    "time out of range": json.dumps({"e": "ORDER_TRADE_UPDATE", "E": 1, "T": 1, "o": {**ORDER, "T": 10**20}}),
+    "negative time": json.dumps({"e": "ALGO_UPDATE", "E": -5, "T": -10**15, "o": {"s": "BTCUSDT", "caid": SECRET,
+                                                                               "X": "NEW"}}),
+    "deep nesting": "[" * 100_000 + "]" * 100_000,
+    "huge message": json.dumps({"e": "ACCOUNT_UPDATE", "pad": SECRET * 40_000}),
+    "array": json.dumps([SECRET]),
+    "string": json.dumps(SECRET),
+    "null": "null",
+    "number": "42",
+    "missing keys": json.dumps({"e": "ORDER_TRADE_UPDATE", "E": 1, "k": SECRET}),
+    "wrong types": json.dumps({"e": "ORDER_TRADE_UPDATE", "E": 1, "o": [SECRET]}),
+    "leverage not a number": json.dumps({"e": "ACCOUNT_CONFIG_UPDATE", "E": 1, "ac": {"s": "BTCUSDT", "l": SECRET}}),
+    "leverage out of range": json.dumps({"e": "ACCOUNT_CONFIG_UPDATE", "E": 1, "ac": {"s": "BTCUSDT", "l": 100000}}),
+}
+
+
+@pytest.mark.parametrize("frame", MALFORMED.values(), ids=MALFORMED.keys())
+def test_the_parser_refuses_a_malformed_message_without_quoting_it(frame):
+    with pytest.raises(binance_stream.MalformedMessage) as refused:
+        binance_stream.parse_message(frame)
+    assert SECRET not in str(refused.value) and "BTCUSDT" not in str(refused.value)
+
+
+def test_the_parser_reads_a_leverage_change_and_ignores_a_multi_assets_one():
+    update = binance_stream.parse_message(json.dumps(
+        {"e": "ACCOUNT_CONFIG_UPDATE", "E": 1611646737479, "T": 1611646737476, "ac": {"s": "BTCUSDT", "l": 25}}))
+    assert (update.symbol, update.leverage, update.time.year) == ("BTCUSDT", 25, 2021)
+    assert binance_stream.parse_message('{"e": "ACCOUNT_CONFIG_UPDATE", "E": 1, "T": 1, "ai": {"j": true}}') is None
+
+
+def test_the_stream_skips_every_malformed_message_and_keeps_applying_events(stream, caplog):
+    caplog.set_level("DEBUG")
+    for frame in MALFORMED.values():
+        stream.push_raw(frame)
+    stream.manual_order("BTCUSDT", "BUY", "0.010")
+    eventually(lambda: position() == D("0.01"), within=3)
+    assert stream.stream_connections == 1  # the same connection all along
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("user stream: skipped a message")]
+    assert len(skipped) == len(MALFORMED)
+    assert SECRET not in caplog.text
+    assert WorkerHeartbeat.objects.get(name=HEARTBEAT).detail.startswith("connected")

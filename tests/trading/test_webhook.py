@@ -1,17 +1,23 @@
 """POST /webhook through the URL: what is stored, what is queued, and every way in refused."""
 
+import hashlib
 import json
 import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 from django.test import Client
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
+from notifications.models import Channel, Notification
+from preferences.intake import STRATEGIES
 from preferences.models import StrategyPreference
 from tests.support.queue import clear_queue, queued_jobs
 from trading.models import Signal
@@ -19,6 +25,7 @@ from trading.webhook import RATE_LIMITER
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "tradingview"
 PASSPHRASE = "test-passphrase-0123456789"
+ON_REDIS = isinstance(caches["default"], RedisCache)
 
 
 @pytest.fixture(autouse=True)
@@ -374,3 +381,117 @@ def test_on_postgresql_the_signal_insert_is_prepared_once_it_repeats(client, str
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
     assert any(statement.startswith('INSERT INTO "trading_signal"') for statement in prepared), prepared
+
+
+# --- blocks after wrong passphrases ----------------------------------------------------------------
+@pytest.fixture
+def guarded(settings):
+    settings.WEBHOOK_AUTH_FAILURES, settings.WEBHOOK_AUTH_WINDOW, settings.WEBHOOK_AUTH_BLOCK = 3, 600, 900
+    return settings
+
+
+def guesses(client, count: int, address: str = "203.0.113.7") -> list[int]:
+    return [post(client, fixture("seed_example.json", passphrase=f"guess-{n}"), REMOTE_ADDR=address).status_code
+            for n in range(count)]
+
+
+def test_it_blocks_an_ipv4_source_after_too_many_wrong_passphrases(client, strategy, guarded):
+    assert guesses(client, 2) == [401, 401]
+    assert post(client, fixture("seed_example.json", id="one-short"), REMOTE_ADDR="203.0.113.7").status_code == 202
+    assert guesses(client, 1) == [401]
+    response = post(client, fixture("seed_example.json"), REMOTE_ADDR="203.0.113.7")  # the right passphrase
+    assert response.status_code == 429 and 899 <= int(response["Retry-After"]) <= 900
+    assert response.json()["error"] in {f"too many wrong passphrases from 203.0.113.7; blocked, retry in {left} s"
+                                        for left in (899, 900)}
+    assert len(queued_jobs()) == 1  # the one accepted before the block
+    blocked = Signal.objects.order_by("-id").first()
+    assert (blocked.status, blocked.http_status, blocked.payload, blocked.source_ip) == ("rejected", 429, {}, "203.0.113.7")
+    assert "too many wrong passphrases" in blocked.reason and blocked.idempotency_key is None
+    assert post(client, fixture("seed_example.json"), REMOTE_ADDR="203.0.113.8").status_code == 202  # its neighbour
+
+
+def test_it_counts_wrong_passphrases_across_an_ipv6_64_and_only_there(client, strategy, guarded):
+    assert guesses(client, 2, "2001:db8:aa:bb::1") + guesses(client, 2, "2001:db8:aa:bc::1") == [401] * 4
+    assert post(client, fixture("seed_example.json", id="1"), REMOTE_ADDR="2001:db8:aa:bb::2").status_code == 202
+    assert guesses(client, 1, "2001:db8:aa:bb:ffff::9") == [401]  # the same /64: its third
+    assert post(client, fixture("seed_example.json", id="2"), REMOTE_ADDR="2001:db8:aa:bb::2").status_code == 429
+    assert post(client, fixture("seed_example.json", id="3"), REMOTE_ADDR="2001:db8:aa:bc::1").status_code == 202
+
+
+@pytest.mark.skipif(ON_REDIS, reason="Redis keeps its own time; the local-memory cache reads time.time")
+def test_it_lifts_the_block_when_it_ends(client, strategy, guarded, monkeypatch):
+    guesses(client, 3)
+    start = time.time()
+    monkeypatch.setattr(time, "time", lambda: start + 899)
+    assert post(client, fixture("seed_example.json"), REMOTE_ADDR="203.0.113.7").status_code == 429
+    monkeypatch.setattr(time, "time", lambda: start + 901)
+    assert post(client, fixture("seed_example.json"), REMOTE_ADDR="203.0.113.7").status_code == 202
+
+
+def test_it_notifies_a_block_once(client, strategy, guarded):
+    Channel.objects.create(name="ops", kind="email", email_to="ops@example.com")
+    guesses(client, 3)
+    guesses(client, 5)  # blocked: neither checked nor counted
+    [notification] = Notification.objects.all()
+    assert notification.event_type == "limit"
+    assert notification.text.startswith("Webhook: 3 wrong passphrases from 203.0.113.7 within 600 s.")
+    assert "refused (429) for 900 s" in notification.text and PASSPHRASE not in notification.text
+
+
+def test_it_never_blocks_an_allowed_address_but_notifies(client, strategy, guarded):
+    guarded.WEBHOOK_ALLOWED_IPS = ["203.0.113.0/24"]
+    Channel.objects.create(name="ops", kind="email", email_to="ops@example.com")
+    assert guesses(client, 6) == [401] * 6
+    assert post(client, fixture("seed_example.json"), REMOTE_ADDR="203.0.113.7").status_code == 202
+    [notification] = Notification.objects.all()
+    assert "Not blocked, as WEBHOOK_ALLOWED_IPS names it" in notification.text
+
+
+def test_it_does_not_count_refusals_while_no_passphrase_is_configured(client, strategy, guarded):
+    guarded.WEBHOOK_PASSPHRASE = ""
+    assert guesses(client, 4) == [401] * 4
+    guarded.WEBHOOK_PASSPHRASE = PASSPHRASE
+    assert guesses(client, 2) == [401] * 2
+    assert post(client, fixture("seed_example.json", id="1"), REMOTE_ADDR="203.0.113.7").status_code == 202
+    assert guesses(client, 1) == [401]
+    assert post(client, fixture("seed_example.json", id="2"), REMOTE_ADDR="203.0.113.7").status_code == 429
+
+
+def test_it_counts_nothing_while_the_failures_setting_is_0(client, strategy, guarded):
+    guarded.WEBHOOK_AUTH_FAILURES = 0
+    assert guesses(client, 4) == [401] * 4
+    assert post(client, fixture("seed_example.json", id="1"), REMOTE_ADDR="203.0.113.7").status_code == 202
+    guarded.WEBHOOK_AUTH_FAILURES = 3
+    assert guesses(client, 3) == [401] * 3
+    assert post(client, fixture("seed_example.json", id="2"), REMOTE_ADDR="203.0.113.7").status_code == 429
+
+
+# --- the comment is stored without secrets --------------------------------------------------------
+def test_it_stores_the_comment_without_the_passphrase(client, strategy):
+    response = post(client, fixture("seed_example.json", comment=f"entry; passphrase {PASSPHRASE} ok"))
+    assert response.status_code == 202
+    signal = Signal.objects.get()
+    assert signal.comment == "entry; passphrase ******** ok" and signal.payload["comment"] == signal.comment
+    assert PASSPHRASE not in json.dumps(Signal.objects.values().get(), default=str)
+
+
+def test_it_masks_a_strategys_own_passphrase_in_a_comment_that_is_not_text(client, strategy):
+    strategy.set_passphrase("own-secret-phrase")
+    strategy.save()
+    comment = {"note": "own-secret-phrase", "token": "x"}
+    response = post(client, fixture("seed_example.json", passphrase="own-secret-phrase", comment=comment, quantity="-1"))
+    assert response.status_code == 400  # stored with its payload all the same: it authenticated
+    signal = Signal.objects.get()
+    assert signal.payload["comment"] == '{"note": "********"}'
+    assert "own-secret-phrase" not in json.dumps(Signal.objects.values().get(), default=str)
+
+
+# --- strategy passphrases stored before they were keyed -------------------------------------------
+def test_it_accepts_and_upgrades_a_legacy_strategy_digest(client, strategy):
+    StrategyPreference.objects.filter(pk=strategy.pk).update(
+        passphrase_hash=hashlib.sha256(b"own-secret-phrase").hexdigest())
+    STRATEGIES.forget()
+    assert post(client, fixture("seed_example.json", passphrase="own-secret-phrase")).status_code == 202
+    strategy.refresh_from_db()
+    assert strategy.passphrase_hash.startswith("hmac-sha256$") and strategy.check_passphrase("own-secret-phrase")
+    assert post(client, fixture("seed_example.json", passphrase=PASSPHRASE, id="2")).status_code == 401

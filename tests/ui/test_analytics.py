@@ -1,6 +1,7 @@
 """The analytics and account-history pages: access, empty states, figures that match hand-computed
 ones, the period filter, and a bounded number of queries over a large history."""
 
+import threading
 from datetime import datetime, timedelta
 from decimal import Decimal as D
 
@@ -280,3 +281,108 @@ def test_it_reads_a_bounded_number_of_queries_over_a_large_history(trader_client
         assert response.status_code == 200
         with django_assert_max_num_queries(10):  # the same again: from the cache
             trader_client.get(url)
+
+
+# --- the ledger follows the fills (issue #17) ---------------------------------------------------------
+@pytest.fixture
+def paper(settings):
+    from trading.exchange import get_exchange, reset_exchange
+    from trading.webhook import RATE_LIMITER
+
+    settings.EXCHANGE, settings.PAPER_BALANCE = "paper", D("10000")
+    reset_exchange()
+    RATE_LIMITER.reset()
+    yield get_exchange()
+    reset_exchange()
+
+
+def alert(client, action: str, price: float) -> None:
+    """Through the real path: POST /webhook, then the queued job run as the worker runs it."""
+    from tests.support.queue import run_queued_jobs
+
+    body = {"action": action, "symbol": "BTCUSDT", "price": price, "strategy": "ALSAPRO 1",
+            "passphrase": "test-passphrase-0123456789", "time": timezone.now().isoformat(timespec="milliseconds")}
+    response = client.post("/webhook", body, content_type="application/json")
+    assert response.status_code == 202, response.content
+    assert run_queued_jobs() == 1
+
+
+def net_of_trades(text: str) -> D:
+    """The sum of the trades table (long vs short): each side's net of its closed trades."""
+    return sum((D(cells(row(text, "group", side))[3].replace(",", "")) for side in ("long", "short")
+                if f'data-group="{side}"' in text), D(0))
+
+
+def test_it_agrees_with_its_trades_right_after_a_paper_round_trip_through_the_webhook(
+        paper, committed_client, trader_client):
+    """No ledger import is run: the paper exchange wrote the ledger with its fills."""
+    from preferences.models import StrategyPreference
+    from tests.support.queue import queued_jobs
+
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, allocation_pct=D(10))
+    alert(committed_client, "buy", 45000)
+    alert(committed_client, "close", 46012.3)
+    assert not queued_jobs()
+    orders = Order.objects.filter(executed_qty__gt=0)
+    assert orders.count() == 2
+    expected = sum((order.realized_pnl - order.commission for order in orders), D(0))
+
+    text = trader_client.get("/ui/analytics/").content.decode()
+    assert figure(text, "trades") == "1"
+    assert figure(text, "net") == f"{expected:,.2f}" == f"{net_of_trades(text):,.2f}"
+    # By hand: 0.111 BTC, realized (46,012.3 − 45,000) × 0.111 = 112.3653; commissions 0.05 % of
+    # 4,995 and of 5,107.3653: 2.4975 + 2.5536827 → net 107.3141
+    assert figure(text, "net") == "107.31"
+    assert cells(row(text, "group", "ALSAPRO 1"))[0] == "107.31"  # the strategy's: attributed with the fill
+
+
+def test_it_agrees_with_its_trades_right_after_a_paper_stop_loss_closes_the_position(
+        paper, committed_client, trader_client):
+    from preferences.models import StrategyPreference
+    from trading.exchange import OrderUpdate, ProtectiveUpdate, StreamAlive
+    from trading.exchange.paper import PaperUserStream
+    from trading.live import order_update_apply, protective_update_apply
+
+    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, allocation_pct=D(10),
+                                      stop_loss=D(2))
+    alert(committed_client, "buy", 45000)
+    paper.observe_price("BTCUSDT", D("44000"))  # crosses the stop at 44,100: the paper exchange closes
+    for event in PaperUserStream().events(threading.Event()):  # the user stream records what it did
+        if isinstance(event, StreamAlive):
+            break
+        if isinstance(event, ProtectiveUpdate):
+            protective_update_apply(event)
+        elif isinstance(event, OrderUpdate):
+            order_update_apply(event)
+    stop_fill = Order.objects.get(source=Order.Source.STOP_LOSS)
+    assert stop_fill.realized_pnl == D("-111")  # (44,000 − 45,000) × 0.111
+
+    text = trader_client.get("/ui/analytics/").content.decode()
+    assert figure(text, "trades") == "1" and "1 open" not in text
+    # −111 − 2.4975 (entry) − 2.442 (the stop's commission, 0.05 % of 4,884) = −115.9395
+    assert figure(text, "net") == "-115.94" == f"{net_of_trades(text):,.2f}"
+    assert cells(row(text, "group", "ALSAPRO 1"))[3] == "1"  # the stop-loss's fill closed the strategy's trade
+    assert figure(trader_client.get("/ui/analytics/?strategy=ALSAPRO+1").content.decode(), "trades") == "1"
+
+
+def test_it_says_the_ledger_is_as_of_its_newest_line_before_any_import(trader_client):
+    make_history()
+    text = trader_client.get("/ui/analytics/?period=all").content.decode()
+    assert figure(text, "ledger-as-of") == f"ledger as of {at(D4, 9):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def test_it_says_the_ledger_is_as_of_its_last_import_when_that_is_later(trader_client):
+    from analytics.ledger import ledger_import
+    from trading.exchange import get_exchange
+
+    make_history()
+    before = timezone.now().replace(microsecond=0)
+    ledger_import(get_exchange())  # the paper exchange: nothing new, but read to the end
+    text = trader_client.get("/ui/analytics/?period=all").content.decode()
+    shown = datetime.strptime(figure(text, "ledger-as-of"), "ledger as of %Y-%m-%d %H:%M:%S UTC")
+    assert before <= shown.replace(tzinfo=before.tzinfo) <= timezone.now()
+    # A line newer than the import (the paper exchange writes its fills' lines as they happen).
+    later = timezone.now() + timedelta(seconds=5)
+    ledger(101, later, LedgerEntry.Kind.COMMISSION, "-0.1")
+    text = trader_client.get("/ui/analytics/?period=all").content.decode()
+    assert figure(text, "ledger-as-of") == f"ledger as of {later:%Y-%m-%d %H:%M:%S} UTC"

@@ -107,19 +107,32 @@ class Visit:
         self.page.click("button:has-text('Log in')")
         self.page.wait_for_url(f"{self.base_url}/ui/")
 
-    def fetch(self, path: str, *, method: str = "GET", form: dict[str, str] | None = None) -> dict:
-        """A request from the page itself, with its session cookie (and its CSRF token for a POST)."""
-        return self.page.evaluate("""async ([path, method, form]) => {
+    def fetch(self, path: str, *, method: str = "GET", form: dict[str, str] | None = None, data: dict | None = None) -> dict:
+        """A request from the page itself, with its session cookie (and its CSRF token for a POST): a
+        form's fields, or `data` as JSON (the API takes JSON only)."""
+        return self.page.evaluate("""async ([path, method, form, data]) => {
             const token = document.querySelector("input[name=csrfmiddlewaretoken]");
-            const body = form ? new URLSearchParams(form) : undefined;
-            const headers = token ? {"X-CSRFToken": token.value, "Accept": "application/json"} : {"Accept": "application/json"};
+            const body = data ? JSON.stringify(data) : form ? new URLSearchParams(form) : undefined;
+            const headers = {"Accept": "application/json"};
+            if (token) headers["X-CSRFToken"] = token.value;
+            if (data) headers["Content-Type"] = "application/json";
             const response = await fetch(path, {method, body, headers, credentials: "same-origin"});
             const text = await response.text();
             return {status: response.status, text};
-        }""", [path, method, form])
+        }""", [path, method, form, data])
 
     def outside_requests(self) -> list[str]:
         return [url for url in self.requests if not url.startswith((self.base_url, "data:"))]
+
+    def policy_violations(self) -> list[str]:
+        """What Chromium refused under the Content-Security-Policy (it says so on the console)."""
+        return [error for error in self.errors if "Content Security Policy" in error]
+
+    def close(self) -> None:
+        """Every test ends here: no page broke the policy, nor anything else."""
+        assert self.policy_violations() == []
+        assert self.errors == []
+        self.context.close()
 
 
 def pages(execution_pk: int, strategy_pk: int) -> dict[str, str]:
@@ -181,9 +194,8 @@ def test_it_shows_every_page(browser, live_server, trader, strategy, device):
         if phone:
             widths = visit.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
             assert widths[0] <= widths[1], f"{path} scrolls sideways on a phone: {widths}"
-    assert visit.errors == []
     assert visit.outside_requests() == []
-    visit.context.close()
+    visit.close()
 
 
 def test_it_shows_a_new_execution_without_reloading(browser, live_server, trader):
@@ -197,8 +209,7 @@ def test_it_shows_a_new_execution_without_reloading(browser, live_server, trader
 
     visit.page.wait_for_selector(f"#live tbody a[href='/ui/executions/{execution.pk}/']", timeout=10_000)
     assert visit.page.evaluate("window.stillThisPage") is True
-    assert visit.errors == []
-    visit.context.close()
+    visit.close()
 
 
 def alert(**fields) -> dict:
@@ -232,8 +243,7 @@ def test_it_shows_a_signal_posted_to_the_webhook_without_reloading(browser, live
     assert "Filled" in row.inner_text() and "BTCUSDT" in row.inner_text()
     visit.page.wait_for_selector("#live [data-strategy='ALSAPRO 1']")  # the new BTCUSDT position, in the chart too
     assert visit.page.evaluate("window.stillThisPage") is True
-    assert visit.errors == []
-    visit.context.close()
+    visit.close()
 
 
 def test_it_changes_a_preference_on_the_configuration_page_that_the_api_then_reads(browser, live_server, staff, strategy):
@@ -252,8 +262,7 @@ def test_it_changes_a_preference_on_the_configuration_page_that_the_api_then_rea
     assert (current["name"], current["leverage"]) == ("ALSAPRO 1", 12)
     strategy.refresh_from_db()
     assert strategy.leverage == 12
-    assert visit.errors == []
-    visit.context.close()
+    visit.close()
 
 
 def test_it_shows_a_trader_without_the_permission_a_read_only_form(browser, live_server, trader, strategy):
@@ -271,10 +280,11 @@ def test_it_shows_a_trader_without_the_permission_a_read_only_form(browser, live
         "name": "ALSAPRO 1", "products": "BTCUSDT", "direction": "both", "leverage": "50", "margin_type": "cross",
         "sizing": "allocation", "allocation_pct": "10", "price_tolerance_pct": "5"})
     assert page_post["status"] == 403
-    api_post = visit.fetch("/preferences/leverage", method="POST", form={"strategy": "ALSAPRO 1", "value": "50"})
+    api_post = visit.fetch("/preferences/leverage", method="POST", data={"strategy": "ALSAPRO 1", "value": 50})
     assert api_post["status"] == 403 and "permission" in api_post["text"]
     strategy.refresh_from_db()
     assert strategy.leverage == 5
+    assert visit.policy_violations() == []  # the console has the refused requests' 403s, nothing else to read
     visit.context.close()
 
 
@@ -290,8 +300,9 @@ def test_an_operator_halts_trading_from_the_dashboard(browser, live_server, staf
     visit.page.fill(".kill-switch input[name=reason]", "exchange maintenance")
     visit.page.click(".kill-switch button[value=true]")
     visit.page.wait_for_selector("text=Trading halted: opening orders are refused.")
-    assert "Trading is halted." in visit.page.locator(".slot-status").inner_text()
+    assert "Trading is halted." in visit.page.locator(".slot-status[role=status]").inner_text()
     assert TradingHalt.current().reason == "exchange maintenance"
+    assert "Last change: halted by staff" in visit.page.inner_text(".slot-kill")
     visit.page.screenshot(path=SCREENSHOTS / f"dashboard-halted-{device}.png", full_page=True)
     if phone:
         widths = visit.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
@@ -299,5 +310,26 @@ def test_an_operator_halts_trading_from_the_dashboard(browser, live_server, staf
     visit.page.click(".kill-switch button[value=false]")
     visit.page.wait_for_selector("text=Trading resumed.")
     assert not TradingHalt.current().halted
-    assert visit.errors == []
-    visit.context.close()
+    visit.close()
+
+
+def test_the_admin_and_the_api_docs_work_under_the_content_security_policy(browser, live_server, django_user_model):
+    from trading.halt import halt_set
+
+    django_user_model.objects.create_superuser("root", password=PASSWORD)
+    halt_set(halted=True, reason="exchange maintenance", by="root", address="203.0.113.9")
+    visit = Visit(browser, live_server.url, DESKTOP, phone=False)
+    visit.log_in("root")
+    response = visit.page.goto(f"{live_server.url}/api/docs/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    visit.page.wait_for_selector(".swagger-ui .opblock-tag", timeout=15_000)  # drawn by its script file
+    visit.page.screenshot(path=SCREENSHOTS / "api-docs-desktop.png", full_page=True)
+    visit.page.goto(f"{live_server.url}/admin/trading/tradinghalt/")
+    visit.page.click("a.historylink")
+    assert "203.0.113.9" in visit.page.inner_text("#content") and "exchange maintenance" in visit.page.inner_text("#content")
+    visit.page.goto(f"{live_server.url}/admin/preferences/strategypreference/add/")
+    visit.page.wait_for_selector("input[name=name]")
+    visit.page.goto(f"{live_server.url}/executions")  # the browsable API
+    visit.page.wait_for_selector("text=Execution List")
+    visit.close()
+

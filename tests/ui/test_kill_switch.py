@@ -71,3 +71,108 @@ def test_the_admin_halts_and_flattens_too(admin_client, admin_user):
     halt = TradingHalt.current()
     assert halt.halted and halt.reason == "from the admin" and halt.changed_by == admin_user.username
     assert Signal.objects.filter(origin=Signal.Origin.OPERATOR, symbol="BTCUSDT").exists()
+
+
+def test_it_keeps_who_when_where_and_why_of_every_change(operator_client, trader, admin_user):
+    from rest_framework.test import APIClient
+
+    operator_client.post("/ui/halt/", {"halted": "true", "reason": "exchange incident"}, REMOTE_ADDR="203.0.113.9")
+    api = APIClient(REMOTE_ADDR="198.51.100.7")
+    api.force_authenticate(admin_user)
+    assert api.post("/halt", {"halted": False}, format="json").status_code == 200
+    rows = TradingHalt.history.order_by("history_id")
+    assert [(row.halted, row.reason, row.changed_by, row.changed_from, row.history_user) for row in rows] == [
+        (True, "exchange incident", trader.username, "203.0.113.9", trader),
+        (False, "", admin_user.username, "198.51.100.7", admin_user),
+    ]
+    assert rows[0].changed_at < rows[1].changed_at
+    halt = TradingHalt.current()
+    assert (halt.halted, halt.changed_by, halt.changed_from) == (False, admin_user.username, "198.51.100.7")
+
+
+def test_the_admin_shows_the_history_and_records_its_own_changes(admin_client, admin_user):
+    admin_client.get("/admin/trading/tradinghalt/")  # makes the one row
+    admin_client.post("/admin/trading/tradinghalt/1/change/", {"halted": "true", "reason": "from the admin"},
+                      REMOTE_ADDR="192.0.2.44")
+    assert TradingHalt.current().changed_from == "192.0.2.44"
+    page = admin_client.get("/admin/trading/tradinghalt/1/history/").content.decode()
+    assert "from the admin" in page and "192.0.2.44" in page and admin_user.username in page
+    assert admin_client.get("/admin/trading/tradinghalt/1/change/").content.decode().count("/history/") >= 1
+
+
+def test_the_dashboard_shows_the_last_change(operator_client, trader):
+    assert "Last change" not in operator_client.get("/ui/").content.decode()  # never changed: nothing to show
+    operator_client.post("/ui/halt/", {"halted": "true", "reason": "exchange incident"})
+    page = operator_client.get("/ui/").content.decode()
+    assert f"Last change: halted by {trader.username}, " in page and "why: exchange incident." in page
+    operator_client.post("/ui/halt/", {"halted": "false"})
+    assert f"Last change: resumed by {trader.username}, " in operator_client.get("/ui/").content.decode()
+
+
+def test_it_logs_each_change_in_one_line(operator_client, trader, caplog):
+    caplog.set_level("INFO", logger="trading.halt")
+    operator_client.post("/ui/halt/", {"halted": "true", "reason": "exchange incident"}, REMOTE_ADDR="203.0.113.9")
+    operator_client.post("/ui/halt/", {"halted": "false"}, REMOTE_ADDR="203.0.113.9")
+    assert [(record.levelname, record.getMessage()) for record in caplog.records if record.name == "trading.halt"] == [
+        ("WARNING", f"kill switch halted by {trader.username} from 203.0.113.9: exchange incident"),
+        ("INFO", f"kill switch resumed by {trader.username} from 203.0.113.9"),
+    ]
+
+
+def test_it_keeps_a_reason_with_line_breaks_to_one_log_line(operator_client, trader, caplog):
+    caplog.set_level("INFO", logger="trading.halt")
+    operator_client.post("/ui/halt/", {"halted": "true", "reason": "incident\n2026-01-01 INFO kill switch resumed by x"})
+    [record] = [record for record in caplog.records if record.name == "trading.halt"]
+    assert "\n" not in record.getMessage() and record.getMessage().endswith("incident 2026-01-01 INFO kill switch resumed by x")
+
+
+def test_it_answers_a_bad_form_in_plain_text_never_as_markup(operator_client):
+    answer = operator_client.post("/ui/halt/", {"halted": "<script>alert(1)</script>", "reason": "x"})
+    assert answer.status_code == 400
+    assert answer["Content-Type"] == "text/plain; charset=utf-8"
+    assert "<script>alert(1)</script>" in answer.content.decode()  # as text, which a browser shows and never runs
+    assert not TradingHalt.current().halted
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_operators_at_once_are_applied_one_after_the_other(monkeypatch, django_user_model):
+    """The second operator's change waits for the first's to commit, then reads it: it sees trading
+    already halted, so one halt is announced, not two (no read-modify-write from a stale read)."""
+    import threading
+
+    from django.db import connection
+
+    from trading import halt as halt_module
+
+    announced: list[str] = []
+    monkeypatch.setattr(halt_module, "notify", lambda kind, text: announced.append(text))
+    first_read, second_done = threading.Event(), threading.Event()
+    save = TradingHalt.save
+
+    def save_slowly(self, *args, **kwargs):
+        if threading.current_thread().name == "first":
+            first_read.set()
+            second_done.wait(timeout=2)  # the second must not get past its read while the first holds the row
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(TradingHalt, "save", save_slowly)
+
+    def operator(name: str) -> None:
+        try:
+            halt_module.halt_set(halted=True, reason=f"by {name}", by=name)
+        finally:
+            if name == "second":
+                second_done.set()
+            connection.close()
+
+    first = threading.Thread(target=operator, args=("first",), name="first")
+    first.start()
+    assert first_read.wait(timeout=10)
+    second = threading.Thread(target=operator, args=("second",), name="second")
+    second.start()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert announced == ["Trading halted by first: opening orders are refused (by first)"]
+    assert list(TradingHalt.history.order_by("history_id").values_list("changed_by", "reason")) == [
+        ("first", "by first"), ("second", "by second"),
+    ]

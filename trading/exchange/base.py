@@ -5,7 +5,7 @@ and order statuses. They speak Decimal and these dataclasses, and raise only the
 family below.
 """
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal, localcontext
@@ -106,6 +106,18 @@ class PositionInfo:
     unrealized_pnl: Decimal
     mark_price: Decimal | None = None
     updated_at: datetime | None = None  # when it last changed, on the exchange's clock: fills until then are in it
+    leverage: int | None = None  # the symbol's leverage in force, when the adapter read it
+    margin_type: str = ""  # cross, isolated; "" when not read
+
+
+@dataclass(frozen=True)
+class SymbolSettings:
+    """Leverage and margin type as set on the account for one symbol (they can be changed in the
+    exchange's own app at any time)."""
+
+    symbol: str
+    leverage: int
+    margin_type: str  # cross, isolated
 
 
 @dataclass(frozen=True)
@@ -258,6 +270,15 @@ class AccountUpdate:
 
 
 @dataclass(frozen=True)
+class LeverageUpdate:
+    """A symbol's leverage changed at the exchange: by us, or by hand in the exchange's app."""
+
+    symbol: str
+    leverage: int
+    time: datetime
+
+
+@dataclass(frozen=True)
 class StreamConnected:
     """The stream is (again) open: events from before now may have been missed."""
 
@@ -279,7 +300,24 @@ class StreamDown:
     time: datetime
 
 
-UserEvent = OrderUpdate | ProtectiveUpdate | AccountUpdate | StreamConnected | StreamAlive | StreamDown
+UserEvent = (OrderUpdate | ProtectiveUpdate | AccountUpdate | LeverageUpdate | StreamConnected | StreamAlive
+             | StreamDown)
+
+
+# --- is the account set up as Alsa Trade expects (manage.py exchange_check, /health) -----------------
+class CheckState(StrEnum):
+    OK = "ok"
+    WARNING = "warning"  # works, but not as intended: said, not failed
+    FAILED = "failed"  # orders will be refused, or go out wrong, until someone acts
+
+
+@dataclass(frozen=True)
+class SetupLine:
+    """One check of the account's setup, in plain words; when not OK, the words say what to do."""
+
+    name: str
+    state: CheckState
+    text: str
 
 
 class UserStream(Protocol):
@@ -355,6 +393,16 @@ class Exchange(Protocol):
         ...
 
     def is_hedge_mode(self) -> bool: ...
+
+    def get_symbol_settings(self, symbols: Collection[str]) -> dict[str, SymbolSettings]:
+        """Leverage and margin type as set at the exchange now, by symbol (a symbol the exchange does
+        not report is left out)."""
+        ...
+
+    def check_setup(self, symbols: Collection[str]) -> list[SetupLine]:
+        """A line per thing that must hold for Alsa Trade to trade these symbols on this account: the
+        key, the permission to trade, position and multi-assets modes, the clock, each symbol."""
+        ...
 
     def get_balance(self) -> Balance: ...
 

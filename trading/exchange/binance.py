@@ -11,7 +11,7 @@ Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,7 @@ import requests
 from binance.error import ClientError, ServerError
 from binance.um_futures import UMFutures
 
+from trading.exchange import log_guard
 from trading.exchange.base import (
     Balance,
     ExchangeError,
@@ -37,9 +38,12 @@ from trading.exchange.base import (
     ProtectiveRequest,
     ProtectiveState,
     RetryableError,
+    SetupLine,
     SymbolRules,
+    SymbolSettings,
     UnknownSymbol,
 )
+from trading.exchange.binance_setup import setup_lines
 from trading.exchange.binance_stream import BinanceUserStream
 from trading.exchange.rules import parse_exchange_info
 
@@ -63,7 +67,7 @@ PLAIN_REASONS = {
     -1111: "the quantity or price has more decimals than the symbol allows",
     -1121: "the symbol is not traded on Binance USDⓈ-M futures",
     -2014: "the API key is malformed: check BINANCE_API_KEY",
-    -2015: "the API key was refused: wrong key, no futures permission, or this server's IP is not allowed",
+    -2015: "the API key was refused: check the key, its IP allow-list and that Futures is enabled",
     -2019: "not enough margin for this order",
     -2022: "reduce-only order refused: there is no position to reduce",
     -4003: "the quantity is below the symbol's minimum",
@@ -83,6 +87,7 @@ CLOCK = -1021
 # -1000 unknown, -1001 disconnected, -1006 unexpected response, -1007 backend timeout, -1008 overloaded.
 STATUS_UNKNOWN = (-1000, -1001, -1006, -1007, -1008)
 ALGO_TYPES = {"stop_loss": "STOP_MARKET", "take_profit": "TAKE_PROFIT_MARKET"}
+MARGIN_TYPES = {"cross": "CROSSED", "isolated": "ISOLATED"}  # ours → Binance's
 STATES = {
     "NEW": OrderState.NEW,
     "PARTIALLY_FILLED": OrderState.PARTIALLY_FILLED,
@@ -139,6 +144,7 @@ class BinanceExchange:
         self._paused_until = 0.0  # monotonic; after a 429/418 no request leaves before this
         self._weight: tuple[int, float] | None = None  # (X-MBX-USED-WEIGHT-1M, monotonic time read)
         self.client.session.hooks["response"].append(self._note_weight)
+        log_guard.install()  # the connector and urllib3 would log signed URLs, listenKeys and raw answers
 
     @property
     def account_id(self) -> str:
@@ -196,10 +202,23 @@ class BinanceExchange:
 
     def set_margin_type(self, symbol: str, margin_type: str) -> None:
         try:
-            self._signed(self.client.change_margin_type, symbol, "ISOLATED" if margin_type == "isolated" else "CROSSED")
+            self._signed(self.client.change_margin_type, symbol, MARGIN_TYPES.get(margin_type, "CROSSED"))
         except PermanentError as error:
             if error.code != str(NO_NEED_TO_CHANGE_MARGIN):
                 raise
+
+    def get_symbol_settings(self, symbols: Collection[str]) -> dict[str, SymbolSettings]:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Symbol-Config
+        # Weight 5. One symbol is asked for by name; several in one request for every symbol.
+        wanted = set(symbols)
+        if not wanted:
+            return {}
+        by_name = {"symbol": next(iter(wanted))} if len(wanted) == 1 else {}
+        rows = self._signed(self.client.symbol_configuration, **by_name)
+        return {row["symbol"]: _symbol_settings(row) for row in rows if row.get("symbol") in wanted}
+
+    def check_setup(self, symbols: Collection[str]) -> list[SetupLine]:
+        return setup_lines(self, symbols)
 
     def is_hedge_mode(self) -> bool:
         if self._hedge_mode is None or time.monotonic() - self._hedge_mode[1] > HEDGE_MODE_MAX_AGE:
@@ -220,7 +239,13 @@ class BinanceExchange:
         )
 
     def get_positions(self) -> list[PositionInfo]:
-        rows = self._signed(self.client.get_position_risk)
+        # positionRisk v3 no longer carries leverage and margin type: symbolConfig does.
+        rows = [row for row in self._signed(self.client.get_position_risk) if Decimal(row["positionAmt"]) != 0]
+        try:
+            settings = self.get_symbol_settings({row["symbol"] for row in rows})
+        except PermanentError as error:
+            logger.warning("binance: positions read without their leverage and margin type: %s", error.reason)
+            settings = {}
         return [
             PositionInfo(
                 symbol=row["symbol"],
@@ -230,9 +255,10 @@ class BinanceExchange:
                 unrealized_pnl=Decimal(row.get("unRealizedProfit", "0")),
                 mark_price=Decimal(row["markPrice"]) if row.get("markPrice") else None,
                 updated_at=_from_ms(row["updateTime"]) if row.get("updateTime") else None,
+                leverage=settings[row["symbol"]].leverage if row["symbol"] in settings else None,
+                margin_type=settings[row["symbol"]].margin_type if row["symbol"] in settings else "",
             )
             for row in rows
-            if Decimal(row["positionAmt"]) != 0
         ]
 
     def get_symbol_rules(self, symbol: str) -> SymbolRules:
@@ -437,6 +463,12 @@ def _order_result(answer: dict[str, Any]) -> OrderResult:
         raw=answer,
         updated_at=_from_ms(answer["updateTime"]) if answer.get("updateTime") else None,
     )
+
+
+def _symbol_settings(row: dict[str, Any]) -> SymbolSettings:
+    ours = {wire: mine for mine, wire in MARGIN_TYPES.items()}
+    margin = str(row.get("marginType", ""))
+    return SymbolSettings(symbol=row["symbol"], leverage=int(row["leverage"]), margin_type=ours.get(margin, margin.lower()))
 
 
 def _from_ms(ms: Any) -> datetime:

@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from threading import Event
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import websocket
 
@@ -25,6 +25,7 @@ from trading.exchange.base import (
     AccountUpdate,
     ExchangeError,
     FillCause,
+    LeverageUpdate,
     OrderState,
     OrderUpdate,
     PositionInfo,
@@ -48,6 +49,11 @@ SILENCE_LIMIT = 10 * 60.0  # seconds without any frame (Binance pings every 3 mi
 BACKOFF_MAX = 30.0  # seconds between attempts while Binance cannot be reached
 STABLE_AFTER = 60.0  # seconds: a connection that lived this long was not failing
 LISTEN_KEY_GONE = "-1125"
+# Binance's messages are a few kilobytes; anything near this is not one of them, and not worth parsing.
+MESSAGE_MAX_CHARS = 1_000_000
+AMOUNT_LIMIT = Decimal("1e18")  # what an amount column holds (trading.models.amounts.AMOUNT)
+TIME_LIMIT_MS = 253402300800000  # 10000-01-01: past it, a timestamp is no time at all
+LEVERAGE_MAX = 125  # Binance's highest
 
 # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Order-Update
 STATES = {"NEW": OrderState.NEW, "PARTIALLY_FILLED": OrderState.PARTIALLY_FILLED, "FILLED": OrderState.FILLED,
@@ -68,6 +74,10 @@ ACCOUNT_CHANGES = {"ORDER": AccountChange.TRADE, "FUNDING_FEE": AccountChange.FU
 
 class ListenKeyGone(ExchangeError):
     """Binance no longer knows the listenKey (-1125): make a new one."""
+
+
+class MalformedMessage(ValueError):
+    """A stream message that is not one Binance sends; its reason quotes nothing of the message."""
 
 
 class BinanceUserStream:
@@ -147,12 +157,12 @@ class BinanceUserStream:
             if not message:
                 continue
             try:
-                payload = json.loads(message)
-                if payload.get("e") == "listenKeyExpired":
-                    return "the listenKey expired"
-                event = parse_event(payload)
-            except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
-                logger.error("user stream: could not read an event: %.300s", message)
+                event = parse_message(message)
+            except ListenKeyGone as gone:
+                return gone.reason
+            except MalformedMessage as bad:
+                # Skipped, never fatal; its content stays out of the log (a listenKey, balances).
+                logger.warning("user stream: skipped a message: %s", bad)
                 continue
             if event is not None:
                 yield event
@@ -160,8 +170,30 @@ class BinanceUserStream:
 
 
 # --- events -----------------------------------------------------------------------------------------
+def parse_message(message: str | bytes) -> UserEvent | None:
+    """One stream message as a typed event; None for the kinds we do not act on. Raises ListenKeyGone
+    when Binance says the listenKey expired, and MalformedMessage for anything else it would not send:
+    not JSON, not an object, too large or deep, a key missing, a number that is no amount (NaN,
+    Infinity, 1e400), a time out of range."""
+    if len(message) > MESSAGE_MAX_CHARS:
+        raise MalformedMessage(f"{len(message)} characters, more than any message Binance sends")
+    try:
+        payload = json.loads(message, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        raise MalformedMessage(f"not JSON that can be read ({type(error).__name__})") from None
+    if not isinstance(payload, dict):
+        raise MalformedMessage(f"JSON {type(payload).__name__}, not an object")
+    kind = payload.get("e")
+    if kind == "listenKeyExpired":
+        raise ListenKeyGone("the listenKey expired", code=LISTEN_KEY_GONE)
+    try:
+        return parse_event(payload)
+    except Exception as error:  # whatever shape it has, one message must never stop the stream
+        raise MalformedMessage(f"a {_kind(kind)} event that could not be read ({type(error).__name__})") from None
+
+
 def parse_event(payload: dict[str, Any]) -> UserEvent | None:
-    """One stream message as a typed event; None for the kinds we do not act on."""
+    """One stream event as a typed event; None for the kinds we do not act on."""
     kind = payload.get("e")
     if kind == "ORDER_TRADE_UPDATE":
         return _order_update(payload["o"])
@@ -169,20 +201,30 @@ def parse_event(payload: dict[str, Any]) -> UserEvent | None:
         return _algo_update(payload["o"], payload.get("T") or payload["E"])
     if kind == "ACCOUNT_UPDATE":
         return _account_update(payload["a"], payload.get("T") or payload["E"])
+    if kind == "ACCOUNT_CONFIG_UPDATE" and "ac" in payload:  # "ai" (multi-assets mode) is not acted on
+        return _leverage_update(payload["ac"], payload.get("T") or payload["E"])
     return None
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a number Binance sends")
+
+
+def _kind(kind: object) -> str:
+    return kind if isinstance(kind, str) and kind.isidentifier() and len(kind) <= 40 else "unnamed"
 
 
 def _order_update(o: dict[str, Any]) -> OrderUpdate:
     client_id = str(o["c"])
-    last_price = Decimal(str(o.get("L") or "0"))
-    average = Decimal(str(o.get("ap") or "0"))
+    last_price = _amount(o.get("L") or "0")
+    average = _amount(o.get("ap") or "0")
     return OrderUpdate(
-        symbol=o["s"], client_order_id=client_id, exchange_order_id=str(o["i"]), side=o["S"],
-        position_side=o.get("ps", "BOTH"), order_type=o.get("o", ""), quantity=Decimal(str(o["q"])),
-        state=STATES[o["X"]], executed_qty=Decimal(str(o["z"])), avg_price=average or None,
-        last_qty=Decimal(str(o.get("l") or "0")), last_price=last_price or None,
-        commission=Decimal(str(o.get("n") or "0")), commission_asset=o.get("N") or "",
-        realized_pnl=Decimal(str(o.get("rp") or "0")), trade_id=str(o.get("t") or ""),
+        symbol=_text(o["s"]), client_order_id=client_id, exchange_order_id=str(o["i"]), side=_text(o["S"]),
+        position_side=_text(o.get("ps", "BOTH")), order_type=_text(o.get("o", "")), quantity=_amount(o["q"]),
+        state=STATES[o["X"]], executed_qty=_amount(o["z"]), avg_price=average or None,
+        last_qty=_amount(o.get("l") or "0"), last_price=last_price or None,
+        commission=_amount(o.get("n") or "0"), commission_asset=_text(o.get("N") or ""),
+        realized_pnl=_amount(o.get("rp") or "0"), trade_id=str(o.get("t") or ""),
         reduce_only=bool(o.get("R")), cause=_cause(client_id), time=_time(o["T"]),
     )
 
@@ -199,23 +241,52 @@ def _cause(client_id: str) -> FillCause:
 
 
 def _algo_update(o: dict[str, Any], at: int) -> ProtectiveUpdate:
-    return ProtectiveUpdate(symbol=o["s"], client_id=str(o["caid"]), status=ALGO_STATUSES[o["X"]],
+    return ProtectiveUpdate(symbol=_text(o["s"]), client_id=str(o["caid"]), status=ALGO_STATUSES[o["X"]],
                             order_id=str(o.get("ai") or ""), time=_time(at))
+
+
+def _leverage_update(ac: dict[str, Any], at: int) -> LeverageUpdate:
+    # Reference: .../user-data-streams/Event-Account-Configuration-Update-previous-Leverage-Update
+    leverage = ac["l"]
+    if not isinstance(leverage, int) or isinstance(leverage, bool) or not 1 <= leverage <= LEVERAGE_MAX:
+        raise ValueError("not a leverage Binance allows")
+    return LeverageUpdate(symbol=_text(ac["s"]), leverage=leverage, time=_time(at))
 
 
 def _account_update(a: dict[str, Any], at: int) -> AccountUpdate:
     positions = tuple(
-        PositionInfo(symbol=p["s"], position_side=p.get("ps", "BOTH"), amount=Decimal(str(p["pa"])),
-                     entry_price=Decimal(str(p["ep"])), unrealized_pnl=Decimal(str(p.get("up") or "0")))
+        PositionInfo(symbol=_text(p["s"]), position_side=_text(p.get("ps", "BOTH")), amount=_amount(p["pa"]),
+                     entry_price=_amount(p["ep"]), unrealized_pnl=_amount(p.get("up") or "0"))
         for p in a.get("P", [])
     )
-    balances = tuple((b["a"], Decimal(str(b["wb"]))) for b in a.get("B", []))
+    balances = tuple((_text(b["a"]), _amount(b["wb"])) for b in a.get("B", []))
     return AccountUpdate(change=ACCOUNT_CHANGES.get(a.get("m", ""), AccountChange.OTHER), positions=positions,
                          balances=balances, time=_time(at))
 
 
-def _time(ms: int | str) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+def _amount(value: object) -> Decimal:
+    """A number Binance sends as a string (or a JSON number): finite, and small enough to be stored."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError("not a number")
+    amount = Decimal(str(value))
+    if not amount.is_finite() or abs(amount) >= AMOUNT_LIMIT:
+        raise ValueError("not an amount")
+    return amount
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    return value
+
+
+def _time(ms: object) -> datetime:
+    if isinstance(ms, bool) or not isinstance(ms, int | str):
+        raise TypeError("not a time")
+    milliseconds = int(ms)
+    if not 0 < milliseconds < TIME_LIMIT_MS:
+        raise ValueError("a time out of range")
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
 
 
 def _now() -> datetime:

@@ -7,7 +7,7 @@ shared by every worker process. It refuses what Binance would refuse, with Binan
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from threading import Event
@@ -15,8 +15,10 @@ from threading import Event
 from django.db import transaction
 from django.utils import timezone
 
+from analytics.ledger import fill_lines_write
 from trading.exchange.base import (
     Balance,
+    CheckState,
     Fill,
     FillCause,
     IncomeKind,
@@ -33,9 +35,12 @@ from trading.exchange.base import (
     ProtectiveState,
     ProtectiveStatus,
     ProtectiveUpdate,
+    SetupLine,
     StreamAlive,
     StreamConnected,
     SymbolRules,
+    SymbolSettings,
+    UnknownSymbol,
     UserEvent,
 )
 from trading.exchange.rules import bundled_rules, bundled_rules_for
@@ -132,6 +137,8 @@ class PaperExchange:
             realized_pnl=realized,
             created_at=position.updated_at,  # the fill's time is the position's: a reconciliation reading it has it
         )
+        # Its ledger lines with it, in its transaction: the paper ledger is never behind its fills.
+        fill_lines_write(self.account_id, _income_records(paper_order), client_order_id=order.client_order_id)
         return _result(paper_order)
 
     def get_order(self, symbol: str, client_order_id: str, *, stamp: int | None) -> OrderResult | None:
@@ -150,6 +157,27 @@ class PaperExchange:
 
     def is_hedge_mode(self) -> bool:
         return False
+
+    def get_symbol_settings(self, symbols: Collection[str]) -> dict[str, SymbolSettings]:
+        """As set (a test may change a row, as someone would in Binance's app), else Binance's default."""
+        rows = {p.symbol: p for p in PaperPosition.objects.filter(symbol__in=set(symbols), position_side="BOTH")}
+        return {
+            symbol: SymbolSettings(symbol, rows[symbol].leverage, rows[symbol].margin_type) if symbol in rows
+            else SymbolSettings(symbol, DEFAULT_LEVERAGE, "cross")
+            for symbol in symbols
+        }
+
+    def check_setup(self, symbols: Collection[str]) -> list[SetupLine]:
+        """Nothing at an exchange to check: said so. A symbol outside the bundled rules is refused here too."""
+        ok = CheckState.OK
+        lines = [
+            SetupLine("clock", ok, "paper exchange: it keeps this server's time"),
+            SetupLine("API key", ok, "paper exchange: no API key is used"),
+            SetupLine("trading", ok, "paper exchange: always open to orders"),
+            SetupLine("position mode", ok, "paper exchange: one-way"),
+            SetupLine("multi-assets mode", ok, "paper exchange: single-asset, USDT"),
+        ]
+        return lines + [_paper_symbol_line(symbol) for symbol in sorted(symbols)]
 
     # --- reads ----------------------------------------------------------------------------------
     def get_balance(self) -> Balance:
@@ -173,6 +201,8 @@ class PaperExchange:
                 unrealized_pnl=self._unrealized(p),
                 mark_price=self._price_or_none(p.symbol),
                 updated_at=p.updated_at,
+                leverage=p.leverage,
+                margin_type=p.margin_type,
             )
             for p in self._open_positions()
         ]
@@ -295,6 +325,15 @@ class PaperExchange:
             used += abs(position.amount) * position.entry_price / position.leverage
             unrealized += self._unrealized(position)
         return account.wallet_balance + unrealized - used
+
+
+def _paper_symbol_line(symbol: str) -> SetupLine:
+    try:
+        bundled_rules_for(symbol)
+    except UnknownSymbol:
+        return SetupLine(symbol, CheckState.FAILED, f"{symbol} is not among the paper exchange's bundled perpetuals: "
+                                                    "it refuses its orders; correct or remove it in the strategy's products")
+    return SetupLine(symbol, CheckState.OK, f"{symbol}: paper exchange, a bundled perpetual")
 
 
 def _crossed(protective: PaperProtective, price: Decimal) -> bool:

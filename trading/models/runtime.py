@@ -1,6 +1,7 @@
 """Coordination state shared by worker processes on any number of hosts."""
 
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 
 class SymbolLane(models.Model):
@@ -50,6 +51,9 @@ class TradingHalt(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     changed_by = models.CharField(max_length=150, blank=True)
     changed_at = models.DateTimeField(auto_now=True)
+    changed_from = models.GenericIPAddressField(null=True, blank=True, help_text="The client address of the last change.")
+    # Every change kept: who, when, from where and why (trading/halt.py); the admin's "History" lists them.
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = "trading halt (kill switch)"
@@ -62,3 +66,9 @@ class TradingHalt(models.Model):
         """The one row; read on every opening signal, so a missing row is not written here (saving
         the returned default creates it)."""
         return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+    @classmethod
+    def create_if_missing(cls) -> None:
+        """Make the one row if there is none, without a save: its history then starts with its first
+        real change, and two first changes at once do not both try to insert it."""
+        TradingHalt.objects.bulk_create([TradingHalt(pk=1)], ignore_conflicts=True)

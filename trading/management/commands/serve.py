@@ -90,10 +90,11 @@ class Command(BaseCommand):
         if settings.EXCHANGE != "paper" or StrategyPreference.objects.exists():
             return
         StrategyPreference.objects.create(
-            name="ALSAPRO 1", products=["BTCUSDT", "ETHUSDT"], leverage=5,
+            name="ALSAPRO 1", products=["BTCUSDT", "ETHUSDT"], leverage=5, sizing=StrategyPreference.Sizing.AUTO,
             notes="Example created by `make run` in paper mode; edit or delete it.",
         )
-        self.stdout.write("Strategy: created the example 'ALSAPRO 1' (BTCUSDT, ETHUSDT; 10% allocation at 5x) in paper mode.")
+        self.stdout.write("Strategy: created the example 'ALSAPRO 1' (BTCUSDT, ETHUSDT at 5x; the alert's quantity, "
+                          "else 10% of equity) in paper mode.")
 
     def _supervise(self, processes: list[subprocess.Popen[bytes]]) -> int:
         stopping = False

@@ -7,6 +7,7 @@ from types import FrameType
 
 from django.core.management.base import BaseCommand
 
+from alsatrade.schema import schema_current_or_refuse
 from trading.exchange import get_exchange
 from trading.live import stream_run
 
@@ -15,6 +16,7 @@ class Command(BaseCommand):
     help = "Apply the exchange's live account events (fills, liquidations, protective fills, funding) as they happen."
 
     def handle(self, *args: str, **options: object) -> None:
+        schema_current_or_refuse("The user data stream (userstream)")
         stop = threading.Event()
 
         def request_stop(signum: int, frame: FrameType | None) -> None:
