@@ -21,7 +21,8 @@ class ApiDocsView(SpectacularSwaggerSplitView):
 
     permission_classes = [IsAuthenticated]
 
-    def handle_exception(self, exc: Exception) -> HttpResponseBase:
+    # DRF hands any HttpResponseBase on (finalize_response); its stubs say Response only.
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
         if isinstance(exc, NotAuthenticated):
             return redirect_to_login(self.request.get_full_path())
         return super().handle_exception(exc)

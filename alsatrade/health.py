@@ -1,11 +1,13 @@
 """GET /health: is this deployment able to take and execute signals right now?
 
-Anyone gets `{"status": "ok"|"unhealthy"}` (200/503); each check's detail goes only to a staff
-session or `Authorization: Bearer <HEALTH_TOKEN>`. Exception text is logged, never answered.
+Anyone gets `{"status": "ok"|"unhealthy"}` (200/503), cached for PUBLIC_CACHE_SECONDS; each check's
+detail goes only to a staff session or `Authorization: Bearer <HEALTH_TOKEN>`, never cached.
+Exception text is logged, never answered.
 """
 
 import hmac
 import logging
+import threading
 import time
 from datetime import timedelta
 
@@ -25,6 +27,10 @@ HEARTBEAT_MAX_AGE = timedelta(seconds=45)  # each worker process beats every 10 
 BACKLOG_MAX_AGE = timedelta(seconds=30)
 STREAM_MAX_AGE = timedelta(seconds=60)  # the stream process beats every 15 s
 EXCHANGE_CACHE_SECONDS = 10
+# The anonymous answer is shared this long: a flood of probes costs one round of checks per interval.
+PUBLIC_CACHE_SECONDS = 5
+PUBLIC_CACHE_KEY = "health:public"
+_public_check = threading.Lock()
 WEIGHT_WARNING = 0.8  # of the request-weight limit: said in /health before Binance answers 429
 
 
@@ -170,12 +176,24 @@ def exchange_setup() -> dict[str, object]:
 @require_GET
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
-    checks = run_checks()
+    if not may_see_detail(request):
+        healthy = public_healthy()
+        return JsonResponse({"status": "ok" if healthy else "unhealthy"}, status=200 if healthy else 503)
+    checks = run_checks()  # the detail is always fresh: staff and monitors with the token are few
     healthy = all(check["ok"] for check in checks.values())
     body: dict[str, object] = {"status": "ok" if healthy else "unhealthy"}
-    if may_see_detail(request):
-        body.update({"exchange_mode": settings.EXCHANGE, **checks, "exchange_setup": exchange_setup()})
+    body.update({"exchange_mode": settings.EXCHANGE, **checks, "exchange_setup": exchange_setup()})
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def public_healthy() -> bool:
+    """The status alone, from Django's cache while it is younger than PUBLIC_CACHE_SECONDS."""
+    with _public_check:  # probes arriving while one checks wait for its answer instead of checking too
+        healthy: bool | None = cache.get(PUBLIC_CACHE_KEY)
+        if healthy is None:
+            healthy = all(check["ok"] for check in run_checks().values())
+            cache.set(PUBLIC_CACHE_KEY, healthy, PUBLIC_CACHE_SECONDS)
+    return healthy
 
 
 def run_checks() -> dict[str, dict[str, object]]:

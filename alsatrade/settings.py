@@ -197,6 +197,10 @@ Q_CLUSTER = {
     "catch_up": False,
     "label": "Background jobs",
 }
+# Order threads per worker process: how many symbols' orders one process keeps in flight at once
+# (trading/concurrency.py). Each busy thread holds a database connection and an HTTP connection to the
+# exchange, and costs ~0.1-0.3 MB of the worker's memory (docs/CONFIGURATION.md).
+WORKER_THREADS = env_int("WORKER_THREADS", 16, low=1, high=256)
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:

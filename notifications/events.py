@@ -30,9 +30,12 @@ EXECUTION_EVENTS: dict[str, EventType] = {
 }
 
 
-def execution_finished(execution_id: int, status: str) -> None:
-    """Queue the notifications of a finished execution. Never raises."""
-    event_type = EXECUTION_EVENTS.get(status)
+def execution_finished(execution_id: int, status: str, *, warning: bool = False) -> None:
+    """Queue the notifications of a finished execution. Never raises. A close that found its position
+    already closed at the exchange is no failure: it ends `nothing`, no news when an order of ours
+    closed it; `warning` when something outside this system did and nobody has been told yet, which is
+    told as a protection alarm."""
+    event_type = EventType.PROTECTION if warning else EXECUTION_EVENTS.get(status)
     if event_type is None:
         return
     try:

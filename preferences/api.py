@@ -8,19 +8,19 @@ schema says (preferences/api_values.py): 400 if not; a well-formed value the for
 
 import json
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alsatrade.api_fields import NOT_BLANK, AmountModelSerializer, StrictCharField
+from alsatrade.api_fields import NOT_BLANK, AmountModelSerializer, DecimalJSONParser, StrictCharField
 from alsatrade.openapi import FORBIDDEN, bad_request, conflict
 from preferences.api_values import value_read
 from preferences.forms import StrategyPreferenceForm
@@ -75,6 +75,7 @@ class PreferenceChangeSerializer(serializers.Serializer):
                                "new. Spaces around it are dropped.")
     value = serializers.JSONField(
         allow_null=True,
+        encoder=DjangoJSONEncoder,  # the body's fractions are Decimals (DecimalJSONParser)
         help_text="product: list or comma-separated symbols, checked against the exchange (BTC → BTCUSDT) · "
         "strategy: true/false · direction: long/short/both · leverage: 1–125 · allocation: 0 < x ≤ 100 (% of equity) · "
         "margin: cross/isolated · sizing: auto/allocation/signal/risk · risk_pct: 0 < x ≤ 100 or null · "
@@ -96,9 +97,10 @@ class Conflict(APIException):
 
 
 class Refused(APIException):
-    """A value of the right form that the strategy's form refuses as things are (its errors as the body)."""
+    """A value of the right form that the strategy's form refuses as things are (a symbol the exchange does
+    not list, a window that ends where it starts): a bad value like any other, its errors as the body."""
 
-    status_code = status.HTTP_409_CONFLICT
+    status_code = status.HTTP_400_BAD_REQUEST
 
 
 class CanChangePreferences(BasePermission):
@@ -122,7 +124,8 @@ class PreferenceChange(APIView):
 
     permission_classes = [IsAuthenticated, CanChangePreferences]
     # JSON only: the schema's `value` is JSON (a list, a number, true), which a form body cannot carry.
-    parser_classes = [JSONParser]
+    # Its fractions are read as Decimals, exactly as written.
+    parser_classes = [DecimalJSONParser]
 
     # One operation per type in the schema (alsatrade.openapi.preference_operations), each with its value.
     @extend_schema(
@@ -131,11 +134,10 @@ class PreferenceChange(APIView):
         responses={
             200: PreferenceSerializer,
             201: PreferenceSerializer,
-            400: bad_request("A bad type, strategy name or value (not what the type's schema says); the body names it."),
+            400: bad_request("A bad type, strategy name or value; the body names it. Besides what the type's schema "
+                             "says, a product the exchange does not list and a window that ends where it starts."),
             403: FORBIDDEN,
-            409: conflict("A well-formed value the strategy refuses as things are (a symbol the exchange does not "
-                          "list; a window that ends where it starts), or a strategy created by another request at "
-                          "the same moment; the body says why."),
+            409: conflict("The strategy was created by another request at the same moment: send the change again."),
         },
     )
     def post(self, request: Request, type: str) -> Response:  # noqa: A002 - the contract's own word

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from preferences.models import StrategyPreference
@@ -117,9 +117,12 @@ def _remember(account: str, found: SymbolSettings, *, read_started: datetime) ->
     """Keep what was read, unless the row changed since the read began (an order's own setting is newer)."""
     values = {"leverage": found.leverage, "margin_type": found.margin_type}
     rows = SymbolSetting.objects.filter(account=account, symbol=found.symbol)
-    if not rows.filter(updated_at__lt=read_started).update(**values, updated_at=timezone.now()):
-        rows.get_or_create(account=account, symbol=found.symbol, defaults=values)
-    Position.objects.filter(symbol=found.symbol).update(**values)
+    with transaction.atomic():
+        kept = rows.filter(updated_at__lt=read_started).update(**values, updated_at=timezone.now())
+        if not kept:
+            kept = rows.get_or_create(account=account, symbol=found.symbol, defaults=values)[1]
+        if kept:
+            Position.objects.filter(symbol=found.symbol).update(**values)
 
 
 def settings_read_at_start(**_: object) -> None:
@@ -144,10 +147,11 @@ def leverage_noticed(account: str, update: LeverageUpdate) -> str:
     was = rows.values_list("leverage", flat=True).first()
     if was == update.leverage:
         return ""
-    # update(), not save(): updated_at is when the margin type was last known too, and it was not pushed.
-    if not rows.update(leverage=update.leverage):
-        rows.get_or_create(account=account, symbol=update.symbol, defaults={"leverage": update.leverage})
-    Position.objects.filter(symbol=update.symbol).update(leverage=update.leverage)
+    with transaction.atomic():
+        # update(), not save(): updated_at is when the margin type was last known too, and it was not pushed.
+        if not rows.update(leverage=update.leverage):
+            rows.get_or_create(account=account, symbol=update.symbol, defaults={"leverage": update.leverage})
+        Position.objects.filter(symbol=update.symbol).update(leverage=update.leverage)
     return f"{update.symbol}: leverage at the exchange is now {update.leverage} (was {was if was else 'unknown'})"
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from django import forms
 from django.db.models import Prefetch, QuerySet
+from django.http import QueryDict
 from django.utils import timezone
 from django_filters import rest_framework as filters  # type: ignore[import-untyped]
 from django_filters.fields import IsoDateTimeField  # type: ignore[import-untyped]
@@ -22,12 +23,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alsatrade.api_fields import (
+    EMPTY_VALUE,
     NO_NUL,
     AmountField,
     AmountModelSerializer,
     StrictBooleanField,
     StrictCharField,
-    refuse_empty_values,
+    empty_parameters,
 )
 from alsatrade.login_throttle import login_client_address
 from alsatrade.openapi import FORBIDDEN, PAGE_NOT_FOUND, bad_request
@@ -131,11 +133,9 @@ class GivenValuesForm(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean() or {}
-        try:
-            refuse_empty_values(self.data, list(self.fields))
-        except ValidationError as error:
-            for name, messages in error.detail.items():
-                self.add_error(name, messages)
+        if isinstance(self.data, QueryDict):  # django-filter hands it the request's query
+            for name in empty_parameters(self.data, list(self.fields)):
+                self.add_error(name, EMPTY_VALUE)
         return cleaned
 
 

@@ -5,6 +5,7 @@ snapshot, a recent mark price) so that a signal in steady state costs one exchan
 order itself.
 """
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,11 +19,14 @@ from analytics.models import AccountSnapshot
 from preferences.matching import trade_refusal
 from preferences.models import StrategyPreference
 from trading import engine
+from trading.closed_first import recorded_close
 from trading.exchange import Exchange, PermanentError
 from trading.mandate import Mandate
 from trading.models import Execution, Position, Signal
 from trading.risk import OpeningLimits, opening_limits
 from trading.upkeep import snapshot_take
+
+logger = logging.getLogger(__name__)
 
 EQUITY_MAX_AGE = timedelta(seconds=120)  # sizing uses the last account snapshot younger than this
 MARK_MAX_AGE = 60.0  # seconds a mark price is trusted to tell a sane alert price from a mis-scaled one
@@ -52,10 +56,25 @@ def decide(*, signal: Signal, exchange: Exchange, mandate: Mandate) -> engine.Pl
     if plan.outcome == engine.Outcome.FILTERED:
         return Verdict(Execution.Status.NOTHING, plan.reason, Signal.Status.FILTERED, plan.mismatch)
     if plan.outcome == engine.Outcome.NOTHING:
-        return Verdict(Execution.Status.NOTHING, plan.reason, mismatch=plan.mismatch)
+        return Verdict(Execution.Status.NOTHING, _nothing_said(signal, plan.reason), mismatch=plan.mismatch)
     if plan.outcome == engine.Outcome.REFUSED:
         return Verdict(Execution.Status.SKIPPED, plan.reason, mismatch=plan.mismatch)
     return plan
+
+
+def _nothing_said(signal: Signal, reason: str) -> str:
+    """A close with nothing to close says what closed the position when the exchange reported it:
+    a take-profit or stop of ours (no news), a liquidation or a trade outside this system (a warning)."""
+    if engine.entry_side(engine.Intent(action=signal.action, market_position=signal.market_position)) is not None:
+        return reason
+    first = recorded_close(signal.symbol, alert_at=signal.received_at)
+    if first is None:
+        return reason
+    said = f"nothing to close: {first.words}"
+    if first.warning:
+        logger.warning("signal %s %s: %s", signal.pk, signal.symbol, said)
+        return Execution.WARNING + said
+    return said
 
 
 def _preference_now(signal: Signal) -> StrategyPreference | None:

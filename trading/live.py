@@ -216,6 +216,9 @@ def protective_update_apply(update: ProtectiveUpdate) -> str:
                        "may still be open without it", strategy=preference)
                 return f"{protective} refused at the exchange"
             return ""
+        if protective.cancel_requested_at is not None:  # ours: recorded before the request was sent
+            cancelled = gone.update(status=ProtectiveOrder.Status.CANCELLED, updated_at=timezone.now())
+            return f"{protective} cancelled by us" if cancelled else ""
         # Cancelled at the exchange (by hand, or by the exchange itself), not by us: it is gone.
         return f"{protective} gone" if gone.update(status=ProtectiveOrder.Status.GONE, updated_at=timezone.now()) else ""
     return ""

@@ -33,6 +33,7 @@ class Mandate:
         self.lane = lane
         self.deadline = received_at + timedelta(seconds=settings.EXECUTION_MAX_DELAY)
         self.received_at = received_at
+        self.budget_waited = 0.0  # seconds spent waiting for the order budget (trading/order_budget.py)
 
     def age(self) -> float:
         """Seconds since the signal was received."""
@@ -55,6 +56,12 @@ class Mandate:
         while (left := end - time.monotonic()) > 0:
             time.sleep(min(left, settings.LANE_LEASE / 4))
             self.check()
+
+    def wait_for_budget(self, seconds: float) -> None:
+        """Sleep until the order budget's moment for this order, as any wait (GaveUp past the deadline)."""
+        if seconds > 0:
+            self.sleep(seconds, why=f"the order budget would only allow it in {seconds:.1f} s")
+            self.budget_waited += seconds
 
     def retrying(self, call: Callable[..., T], *args: object) -> T:
         """`call(*args)`, again after each RetryableError (honouring its Retry-After) while the

@@ -107,11 +107,19 @@ def _place(execution: Execution, signal: Signal, protection: Protection, positio
 
 
 def _cancel(order: ProtectiveOrder, exchange: Exchange) -> list[str]:
+    # Said (and committed) before the request: the stream's cancel event often arrives before the
+    # answer, and must read as ours, not as an order cancelled by someone else (trading/live.py).
+    ProtectiveOrder.objects.filter(pk=order.pk).update(cancel_requested_at=timezone.now(), updated_at=timezone.now())
     try:
         _with_retries(lambda: exchange.cancel_protective(order.symbol, order.client_id))
     except ExchangeError as error:
+        # Still resting, most likely: a cancel seen later is not ours.
+        ProtectiveOrder.objects.filter(pk=order.pk, status__in=LIVE).update(cancel_requested_at=None,
+                                                                             updated_at=timezone.now())
         return [f"the old {order.get_kind_display().lower()} {order.client_id} could not be cancelled: {error.reason}"]
-    ProtectiveOrder.objects.filter(pk=order.pk).update(status=ProtectiveOrder.Status.CANCELLED, updated_at=timezone.now())
+    # Not over `triggered`: one that triggered just before the cancel reached the exchange stays so.
+    ProtectiveOrder.objects.filter(pk=order.pk, status__in=(*LIVE, ProtectiveOrder.Status.GONE)).update(
+        status=ProtectiveOrder.Status.CANCELLED, updated_at=timezone.now())
     return []
 
 

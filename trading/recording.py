@@ -16,10 +16,12 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from notifications.events import execution_finished
-from trading.engine import Plan
+from trading.closed_first import Cause, ClosedFirst, closed_first
+from trading.engine import Plan, plain
 from trading.exchange import ExchangeError, NothingToReduce, OrderResult, get_exchange
 from trading.models import Execution, Order, Position, Signal, SymbolSetting
 from trading.pnl import position_after
+from trading.protection import position_settle
 
 logger = logging.getLogger(__name__)
 
@@ -97,15 +99,61 @@ def _position_apply(order: Order, quantity: Decimal, price: Decimal, filled_at: 
 
 
 def order_refused(order: Order, error: ExchangeError, *, reason: str = "") -> Order:
-    """A permanent refusal: the order is not at the exchange and will not be sent again."""
+    """A permanent refusal: the order is not at the exchange and will not be sent again. A reduce-only
+    order that found nothing to reduce lost a race (usually to our own take-profit or stop): what
+    closed the position is found, and our position mirror brought in line, before any next leg goes."""
     order.status, order.error_code = Order.Status.REJECTED, error.code
     order.error_message = reason or error.reason
     order.acknowledged_at = timezone.now()
     order.save(update_fields=["status", "error_code", "error_message", "acknowledged_at", "updated_at"])
-    if isinstance(error, NothingToReduce):
-        # The exchange has no position to reduce: our mirror was out of date (a manual trade?).
-        Position.objects.filter(symbol=order.symbol, position_side=order.position_side).update(amount=0)
+    if isinstance(error, NothingToReduce) and order.execution is not None:
+        first = _closed_first(order, "the position")
+        order.error_message = f"nothing to reduce: {first.words}"
+        order.save(update_fields=["error_message", "updated_at"])
+        _exchange_first_note(order.execution, order, first, refused=True)
     return order
+
+
+def _closed_first(order: Order, what: str) -> ClosedFirst:
+    assert order.execution is not None
+    try:
+        return closed_first(order, alert_at=order.execution.received_at, exchange=get_exchange(), what=what)
+    except Exception as error:  # the order's outcome stands: a bug in telling why must not rewrite it
+        logger.exception("%s: what closed the position before order %s could not be told", order.symbol,
+                         order.client_order_id)
+        return ClosedFirst(Cause.OUTSIDE, f"{what} was already closed at the exchange; what closed it could not be "
+                                          f"told ({type(error).__name__})", told=False)
+
+
+def _exchange_first_note(execution: Execution, order: Order, first: ClosedFirst, *, refused: bool) -> None:
+    """Into the decision (`exchange_first`, by leg): read back by the conclusion, and by a resumed attempt."""
+    kept = [entry for entry in execution.decision.get("exchange_first", []) if entry["leg"] != order.leg]
+    entry = {"leg": order.leg, "refused": refused, **first.as_dict()}
+    execution.decision = {**execution.decision, "exchange_first": [*kept, entry]}
+    if execution.pk is not None:
+        Execution.objects.filter(pk=execution.pk).update(decision=execution.decision)
+
+
+def _exchange_firsts(execution: Execution) -> dict[int, tuple[bool, ClosedFirst]]:
+    """By leg: (refused: it found nothing to reduce, what closed the position first)."""
+    return {entry["leg"]: (bool(entry["refused"]), ClosedFirst.from_dict(entry))
+            for entry in execution.decision.get("exchange_first", [])}
+
+
+def leg_done(order: Order) -> bool:
+    """Whether a leg did its part, so the next may go (a reversal's open after its close): it filled,
+    or the position it was to close had been closed first, at the exchange."""
+    if order.status == Order.Status.FILLED:
+        return True
+    if order.execution_id is None or not order.reduce_only:
+        return False
+    assert order.execution is not None
+    return _exchange_firsts(order.execution).get(order.leg, (False, None))[0]
+
+
+def _capped(order: Order) -> bool:
+    """A reduce-only order the exchange filled for less than asked: only that much was left."""
+    return order.status == Order.Status.FILLED and order.reduce_only and order.executed_qty < order.quantity
 
 
 def order_not_sent(order: Order, reason: str) -> Order:
@@ -116,10 +164,21 @@ def order_not_sent(order: Order, reason: str) -> Order:
 
 # --- the execution's outcome ----------------------------------------------------------------------
 def execution_conclude(execution: Execution, plan: Plan, orders: list[Order], signal_price: Decimal | None) -> None:
-    """The execution's status and reason from its orders; slippage against the price it was sized at."""
+    """The execution's status and reason from its orders; slippage against the price it was sized at.
+    A close the exchange had already made (what made it is in `decision["exchange_first"]`) is no
+    failure: it ends `nothing` when it was the whole execution, a warning when made outside this system."""
+    for order in orders:
+        if _capped(order) and order.leg not in _exchange_firsts(execution):
+            _exchange_first_note(execution, order, _closed_first(order, "part of the position"), refused=False)
+    firsts = _exchange_firsts(execution)
+
+    def done(order: Order) -> bool:
+        return order.status == Order.Status.FILLED or firsts.get(order.leg, (False, None))[0]
+
     filled = [o for o in orders if o.status == Order.Status.FILLED]
-    problems = [o for o in orders if o.status != Order.Status.FILLED] or [
-        o for o in execution.orders.order_by("leg") if o.status != Order.Status.FILLED]
+    problems = [o for o in orders if not done(o)] or [o for o in execution.orders.order_by("leg") if not done(o)]
+    if firsts:
+        _settle_if_flat(execution)
     main = filled[-1] if filled else None
     reference = plan.price or signal_price
     if main is not None and main.avg_price and reference:
@@ -127,8 +186,16 @@ def execution_conclude(execution: Execution, plan: Plan, orders: list[Order], si
         direction = 1 if main.side == Order.Side.BUY else -1
         slippage = ((main.avg_price - reference) / reference * 10000 * direction).quantize(Decimal("0.0001"))
         execution.slippage_bps = slippage if abs(slippage) < SLIPPAGE_LIMIT else None
+    said = _exchange_first_said(orders, firsts)
+    warning = any(first.warning for _, first in firsts.values())
+    tell = any(first.warning and not first.told for _, first in firsts.values())
+    if not problems and not filled and firsts:  # every leg found its position closed already
+        reason = "nothing to close: " + "; ".join(first.words for _, (_, first) in sorted(firsts.items()))
+        execution_finish(execution, Execution.Status.NOTHING, _warned(execution, reason, warning), tell_warning=tell)
+        return
     if not problems:
-        execution_finish(execution, Execution.Status.FILLED, plan.reason)
+        execution_finish(execution, Execution.Status.FILLED, _warned(execution, plan.reason + said, warning),
+                         tell_warning=tell)
         return
     problem = problems[0]
     why = problem.error_message or f"order ended {problem.get_status_display().lower()}"
@@ -138,13 +205,51 @@ def execution_conclude(execution: Execution, plan: Plan, orders: list[Order], si
         status = Execution.Status.REJECTED
     else:
         status = Execution.Status.FAILED
-    execution_finish(execution, status, f"{plan.reason}; leg {problem.leg} ({problem.purpose}) not filled: {why}",
-                     error_code=problem.error_code, error_message=problem.error_message)
+    reason = f"{plan.reason}{said}; leg {problem.leg} ({problem.purpose}) not filled: {why}"
+    execution_finish(execution, status, _warned(execution, reason, warning), error_code=problem.error_code,
+                     error_message=problem.error_message, tell_warning=tell)
+
+
+def _exchange_first_said(orders: list[Order], firsts: dict[int, tuple[bool, ClosedFirst]]) -> str:
+    """What the exchange had done first, leg by leg, as the reason's continuation."""
+    said = ""
+    for order in orders:
+        refused, first = firsts.get(order.leg, (False, None))
+        if first is None:
+            continue
+        if refused:
+            said += f"; leg {order.leg} ({order.purpose}) found nothing to reduce: {first.words}"
+        else:
+            said += (f"; the exchange closed {plain(order.executed_qty)} of the {plain(order.quantity)} asked, "
+                     f"all that was left: {first.words}")
+    return said
+
+
+def _warned(execution: Execution, reason: str, warning: bool) -> str:
+    """A warning is said as one: in the reason's first word, and in the log at warning level."""
+    if not warning:
+        return reason
+    logger.warning("signal %s %s: %s", execution.signal_id, execution.symbol, reason)
+    return Execution.WARNING + reason
+
+
+def _settle_if_flat(execution: Execution) -> None:
+    """The exchange closed (part of) the position first: once it is flat, the protective orders it no
+    longer needs are cancelled now, under the lane (the execution's own placing read our mirror before
+    the exchange's word corrected it)."""
+    try:
+        problems = position_settle(execution.symbol, get_exchange())
+    except Exception:  # the outcome is known: a failure here must not keep it from being recorded
+        logger.exception("%s: settling protection after a close the exchange made first failed", execution.symbol)
+        return
+    if problems:
+        logger.error("%s: protection after a close the exchange made first: %s", execution.symbol, problems)
 
 
 def execution_finish(execution: Execution, status: str, reason: str, *, signal_status: str | None = None,
-                     error_code: str = "", error_message: str = "") -> None:
-    """Write the execution's final state and its signal's. Never leaves them unfinished."""
+                     error_code: str = "", error_message: str = "", tell_warning: bool = False) -> None:
+    """Write the execution's final state and its signal's. Never leaves them unfinished. `tell_warning`:
+    its reason is a warning nobody has been told of yet (the user data stream tells of the trades it sees)."""
     if signal_status is None:
         ok = status in (Execution.Status.FILLED, Execution.Status.PARTIAL, Execution.Status.NOTHING)
         signal_status = Signal.Status.DONE if ok else Signal.Status.FAILED
@@ -169,7 +274,7 @@ def execution_finish(execution: Execution, status: str, reason: str, *, signal_s
                                                                            finished_at=execution.finished_at)
             Signal.objects.filter(pk=execution.signal_id).update(status=signal_status, reason=reason, updated_at=timezone.now())
     logger.info("signal %s %s: %s (%s)", execution.signal_id, execution.symbol, status, reason)
-    execution_finished(execution.pk, status)
+    execution_finished(execution.pk, status, warning=tell_warning)
 
 
 def late_fill_note(client_order_id: str, status: str) -> str:

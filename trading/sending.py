@@ -1,7 +1,8 @@
 """Sending one order leg, at most once, however often it is attempted and by whom.
 
 The protocol, for an Order row already recorded as `pending`:
-1. Stamp: ask the adapter for the timestamp the request will carry.
+1. Budget, then stamp: wait for the deployment's order budget (trading/order_budget.py) to allow one
+   more order, then ask the adapter for the timestamp the request will carry.
 2. Compare-and-set: `UPDATE order SET status='sent', sent_stamp=… WHERE id=… AND status/stamp are as
    this worker last saw them AND this worker holds the symbol's lane` — exactly one row, or stop.
    Only the lane holder moves an order to `sent`, and only from the state it has seen.
@@ -26,6 +27,7 @@ from trading.exchange import Exchange, OrderRequest, OrderResult, OutcomeUnknown
 from trading.lanes import LaneLost, held
 from trading.mandate import FIRST_PAUSE, LONGEST_PAUSE, GaveUp, Mandate
 from trading.models import Order, SymbolLane
+from trading.order_budget import ORDER_BUDGET
 from trading.reused import ReusedUpdate
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,10 @@ def _send(order: Order, exchange: Exchange, mandate: Mandate, request: OrderRequ
         if mandate.too_late():
             return recording.order_not_sent(
                 order, f"not sent: {mandate.age():.1f} s after receipt, over EXECUTION_MAX_DELAY")
+        try:  # before the stamp: a request must leave within recvWindow of its stamp
+            mandate.wait_for_budget(ORDER_BUDGET.take(exchange))
+        except GaveUp:
+            return recording.order_not_sent(order, "not sent: the order budget allowed no order before the deadline")
         stamp = mandate.retrying(exchange.order_stamp)
         _claim(order, mandate, stamp)
         try:

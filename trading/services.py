@@ -238,10 +238,11 @@ def _plan_for(execution: Execution, signal: Signal, exchange: Exchange,
 
 def _legs_execute(execution: Execution, plan: Plan, signal: Signal, exchange: Exchange, mandate: Mandate) -> list[Order]:
     """Each leg in turn; a later leg waits on the earlier ones (a reversal never opens if its close
-    did not fill). Resumed legs that already ended are taken as they are."""
+    did not fill, or find its position already closed at the exchange). Resumed legs that already
+    ended are taken as they are."""
     orders: list[Order] = []
     for index, leg in enumerate(plan.legs, start=1):
-        if orders and orders[-1].status != Order.Status.FILLED:
+        if orders and not recording.leg_done(orders[-1]):
             break
         order = _order_for(execution, signal, index, leg)
         refusal = (_account_settings(execution, signal, exchange, mandate)
@@ -255,6 +256,9 @@ def _legs_execute(execution: Execution, plan: Plan, signal: Signal, exchange: Ex
         orders.append(sending.leg_execute(order, exchange=exchange, mandate=mandate, request=request))
         execution.sent_at = execution.sent_at or order.sent_at
         execution.acknowledged_at = execution.acknowledged_at or orders[-1].acknowledged_at
+    if mandate.budget_waited:  # a burst larger than the exchange's rate limits: say what it cost
+        execution.decision = {**execution.decision, "order_budget": f"waited {mandate.budget_waited:.1f} s for the order budget"}
+        execution.save(update_fields=["decision"])
     return orders
 
 

@@ -1,7 +1,9 @@
 """django-q2 tasks: they take ids, load, and call a service. Each is safe to run twice."""
 
 import time
+from functools import partial
 
+from trading.concurrency import ORDER_THREADS
 from trading.exchange import get_exchange
 from trading.lanes import Lane
 from trading.models import Signal
@@ -17,6 +19,9 @@ def execute_signal(signal_id: int, symbol: str | None = None) -> str:
         symbol = Signal.objects.filter(pk=signal_id).values_list("symbol", flat=True).first()
         if symbol is None:
             return f"signal {signal_id} does not exist"
+    if ORDER_THREADS.started:  # in a qcluster worker: on one of its order threads (trading/concurrency.py)
+        handed = ORDER_THREADS.submit(symbol, partial(symbol_drain, symbol=symbol))
+        return f"{symbol}: handed to an order thread" if handed else f"{symbol}: its drain under way looks again"
     executed = symbol_drain(symbol=symbol)
     return f"{symbol}: executed {executed} signal(s)" if executed else f"{symbol}: lane busy or nothing pending"
 

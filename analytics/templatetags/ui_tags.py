@@ -15,6 +15,7 @@ TONES = {
     "filled": "ok",
     "done": "ok",
     "partial": "warn",
+    "warning": "warn",  # an execution that did no harm but has something to tell (Execution.warning)
     "running": "info",
     "received": "info",
     "queued": "info",

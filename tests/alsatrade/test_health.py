@@ -3,13 +3,17 @@ import subprocess
 import sys
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.core.cache.backends import base, locmem
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from alsatrade import health
+from alsatrade.health import PUBLIC_CACHE_KEY
 from trading.exchange import reset_exchange
 from trading.lanes import HOST
 from trading.models import Signal, WorkerHeartbeat
@@ -20,9 +24,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh_probe():
-    cache.delete("health:exchange")
+    cache.delete_many(["health:exchange", PUBLIC_CACHE_KEY])
     yield
-    cache.delete("health:exchange")
+    cache.delete_many(["health:exchange", PUBLIC_CACHE_KEY])
 
 
 @pytest.fixture
@@ -188,3 +192,46 @@ def test_it_reports_the_drift_the_last_reconciliation_corrected(client, binance_
     assert sorted(positions["drift"]) == ["BTCUSDT: ours 0, exchange 0.02", "ETHUSDT: ours 1.5, exchange 0"]
     take_snapshot()  # in line now: the next reconciliation finds nothing
     assert client.get("/health").json()["positions"]["drift"] == []
+
+
+@pytest.fixture
+def checks_run(monkeypatch) -> list[str]:
+    """One entry per round of checks: the database check is each round's first."""
+    rounds: list[str] = []
+    real = health.check_database
+    monkeypatch.setattr(health, "check_database", lambda: rounds.append("checked") or real())
+    return rounds
+
+
+def test_it_checks_once_for_a_flood_of_anonymous_probes(db, checks_run):
+    beat()
+    answers = {Client().get("/health").status_code for _ in range(50)}
+    assert answers == {200} and len(checks_run) == 1
+
+
+def test_it_answers_anonymous_probes_from_its_cache_for_5_seconds(db, settings, monkeypatch, checks_run):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "health"}}
+    start = 1_000_000.0
+    now = [start]
+    clock = SimpleNamespace(time=lambda: now[0])
+    monkeypatch.setattr(base, "time", clock)  # the cache's clock only: where it sets expiries and reads them
+    monkeypatch.setattr(locmem, "time", clock)
+    assert Client().get("/health").status_code == 503  # no worker yet
+    beat()
+    now[0] = start + 4.99
+    assert Client().get("/health").status_code == 503  # still the cached answer
+    now[0] = start + 5
+    assert Client().get("/health").status_code == 200  # 5 s old: checked again
+    assert len(checks_run) == 2
+
+
+def test_it_never_caches_the_detailed_answer(db, settings, client, checks_run):
+    settings.HEALTH_TOKEN = HEALTH_TOKEN
+    assert Client().get("/health").status_code == 503  # an anonymous answer is now cached
+    assert client.get("/health").status_code == 503
+    beat()
+    assert client.get("/health").json()["status"] == "ok"  # staff: checked again at once
+    token = Client().get("/health", HTTP_AUTHORIZATION=f"Bearer {HEALTH_TOKEN}")
+    assert token.status_code == 200 and token.json()["queue"]["ok"]
+    assert Client().get("/health").json() == {"status": "unhealthy"}  # anyone else: the cached status
+    assert len(checks_run) == 4

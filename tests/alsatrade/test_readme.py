@@ -1,12 +1,21 @@
-"""README's first steps: the buy example is followed at once by the literal close command."""
+"""README's first steps: the buy example is followed at once by the literal close command, and the
+API token command works as written."""
 
 import json
+import os
 import re
+import subprocess
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from tests.support.cluster import database_url
+
+ROOT = Path(__file__).resolve().parents[2]
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -41,3 +50,25 @@ def test_it_buys_what_the_readme_says_the_first_alert_buys(committed_client):
     stated = re.search(r"the buy filled ([\d.]+) BTC", README.replace("\n", " "))
     assert stated is not None
     assert Order.objects.get().executed_qty == Decimal(stated.group(1))
+
+
+@pytest.mark.slow  # starts manage.py
+@pytest.mark.django_db(transaction=True)  # the command's process must see the test database
+def test_it_makes_a_working_api_token_with_the_readme_command_as_written():
+    blocks = re.findall(r"```sh\n(.*?)```", README, re.DOTALL)
+    line = next(line for block in blocks for line in block.splitlines() if "manage.py api_token create" in line)
+    command = re.fullmatch(r"TOKEN=\$\((.*)\)", line)[1]
+    # Outside make: no DEBUG or SECRET_KEY but what the line itself says.
+    env = {key: value for key, value in os.environ.items() if key not in {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}}
+    done = subprocess.run(["bash", "-c", command], cwd=ROOT, env={**env, "DATABASE_URL": database_url()},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/executions").status_code == 200
+    user = get_user_model().objects.get(username="api")
+    assert (user.is_staff, user.is_superuser, user.has_usable_password()) == (False, False, False)
+    assert [f"{p.content_type.app_label}.{p.codename}" for p in user.user_permissions.all()] == [
+        "preferences.change_strategypreference"
+    ]

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -62,8 +63,9 @@ def served_schema() -> dict:
     return json.loads(resolve("/api/schema/").func(request).render().content)
 
 
-# An explicit config, so that a schemathesis.toml lying around cannot change the run.
-schema = schemathesis.openapi.from_dict(served_schema(), config=SchemathesisConfig())
+# The project's schemathesis.toml, as `st run` reads it from the project root: nothing else changes the run.
+CONFIG = SchemathesisConfig.from_path(Path(__file__).resolve().parents[2] / "schemathesis.toml")
+schema = schemathesis.openapi.from_dict(served_schema(), config=CONFIG)
 schema.app, schema.location = get_wsgi_application(), "/api/schema/?format=json"  # calls go to the app in-process
 schema.config.update(headers={"Authorization": f"Token {TOKEN}"})
 schema.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True, database="none")

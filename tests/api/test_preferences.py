@@ -164,11 +164,11 @@ def test_it_refuses_to_create_without_the_add_permission(reader, strategy):
 
 
 def test_it_agrees_with_the_admin_form(admin_client, editor_api, strategy):
-    """The same well-formed value, the same verdict: both go through StrategyPreferenceForm. The form
-    refuses a value the schema allows as a 409 (a conflict with the exchange's list), not a 400."""
+    """The same well-formed value, the same verdict: both go through StrategyPreferenceForm. A symbol
+    the exchange does not list is a bad value like any other: 400, naming it."""
     response = editor_api.post("/preferences/product", {"strategy": "ALSAPRO 1", "value": "btcusdt NOSUCHCOINUSDT"},
                                format="json")
-    assert response.status_code == 409
+    assert response.status_code == 400
     admin_message = response.json()["product"][0]
     page = admin_client.post(f"/admin/preferences/strategypreference/{strategy.pk}/change/", {
         "name": "ALSAPRO 1", "enabled": "on", "products": "btcusdt NOSUCHCOINUSDT", "direction": "both", "leverage": "5",
@@ -187,10 +187,10 @@ def test_it_drops_spaces_around_a_strategy_name_counting_them_in_its_length(edit
     assert StrategyPreference.objects.filter(name="x" * 98).exists()
 
 
-def test_it_answers_409_for_a_well_formed_value_the_form_refuses(editor_api, strategy):
+def test_it_answers_400_for_a_well_formed_value_the_form_refuses(editor_api, strategy):
     before = stored()
     response = editor_api.post("/preferences/trading_hours", {"strategy": "ALSAPRO 1", "value": "07:00-07:00"}, format="json")
-    assert response.status_code == 409
+    assert response.status_code == 400
     assert "starts and ends at the same time" in response.json()["trading_hours"][0]
     assert stored() == before
 
@@ -199,3 +199,11 @@ def test_it_takes_json_only(editor_api, strategy):
     response = editor_api.post("/preferences/leverage", {"strategy": "ALSAPRO 1", "value": "7"})
     assert response.status_code == 415
     assert stored()["leverage"] == 5
+
+
+def test_it_reads_a_number_as_written_not_as_a_float(editor_api, strategy):
+    body = '{"strategy": "ALSAPRO 1", "value": 12345678901234567.0123456789}'
+    response = editor_api.post("/preferences/max_position_usdt", body, content_type="application/json")
+    assert response.status_code == 200
+    # The answer shows the value saved (SQLite itself keeps a decimal column as a float; PostgreSQL keeps it).
+    assert response.json()["max_position_usdt"] == "12345678901234567.0123456789"

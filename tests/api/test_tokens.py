@@ -136,3 +136,22 @@ def test_the_upgrade_deletes_the_old_clear_text_keys():
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM authtoken_token")
         assert cursor.fetchone() == (0,)
+
+
+def test_the_command_creates_an_api_only_user_with_the_granted_permissions(django_user_model):
+    call_command("api_token", "create", "script", "--create", "--grant", "preferences.change_strategypreference",
+                 "--grant", "trading.change_tradinghalt", stdout=StringIO(), stderr=StringIO())
+    user = django_user_model.objects.get(username="script")
+    assert (user.is_staff, user.has_usable_password()) == (False, False)
+    assert user.has_perm("preferences.change_strategypreference") and user.has_perm("trading.change_tradinghalt")
+    assert not user.has_perm("preferences.add_strategypreference")
+    assert AuthToken.objects.get().user == user
+
+
+@pytest.mark.parametrize("arguments", [["--grant", "preferences.fly"], ["--grant", "nothing"], ["--days", "-1"],
+                                       ["--days", "3651"]])
+def test_the_command_refuses_a_bad_option_and_creates_nothing(django_user_model, arguments):
+    with pytest.raises(CommandError):
+        call_command("api_token", "create", "script", "--create", *arguments, stdout=StringIO(), stderr=StringIO())
+    assert not django_user_model.objects.filter(username="script").exists()
+    assert not AuthToken.objects.exists()

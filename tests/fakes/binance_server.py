@@ -156,7 +156,11 @@ class FakeBinance:
             self.faults: list[Fault] = []
             self.next_order_id = 1000
             self.algo_orders: dict[str, dict] = {}  # clientAlgoId → the resting conditional order
+            self.move_on_next_order: tuple[str, str] | None = None  # (symbol, price) reached as the next order arrives
             self.order_delay = 0.0  # seconds every new order waits before it fills (orders in flight)
+            # Seconds each request spends on the network, half on the way in and half on the way back:
+            # an exchange that far away (bench/burst.py). An order is at the exchange after the first half.
+            self.latency = 0.0
             self.random_faults: RandomFaults | None = None  # faults at random (bench/chaos.py)
             self.income: list[dict] = []  # the ledger, oldest first (/fapi/v1/income)
             self.trades: list[dict] = []  # every fill (/fapi/v1/userTrades)
@@ -493,6 +497,9 @@ class FakeBinance:
         return self.prices.get(symbol, Decimal("1"))
 
     def _new_order(self, params: dict) -> dict:
+        if self.move_on_next_order is not None:  # the market got there just before this order
+            move, self.move_on_next_order = self.move_on_next_order, None
+            self.move_price(*move)
         symbol, side = params["symbol"], params["side"]
         price = self._price(symbol)
         rules = bundled_rules()[symbol]
@@ -616,6 +623,24 @@ class FakeBinance:
                                        order_type=algo["orderType"], reduce_only=True)
             self._push_algo(algo, "FINISHED", order_id=self.next_order_id)
 
+    def move_price(self, symbol: str, price: str) -> list[str]:
+        """The mark price moves to `price`: every resting protective order whose trigger it reached
+        triggers (ALGO_UPDATE, then its fill's ORDER_TRADE_UPDATE, as Binance reports them), filling
+        at its trigger price; the client ids of those that did."""
+        with self.lock:
+            crossed = [client_id for client_id, algo in self.algo_orders.items()
+                       if algo["symbol"] == symbol and _crossed(algo, Decimal(price))]
+            for client_id in crossed:
+                self.trigger_protective(client_id)
+            self.prices[symbol] = Decimal(price)
+        return crossed
+
+    def move_price_on_next_order(self, symbol: str, price: str) -> None:
+        """The market reaches `price` while the next order is on its way: the protective orders it
+        triggers fill just before that order arrives (an exit alert racing our own take-profit)."""
+        with self.lock:
+            self.move_on_next_order = (symbol, price)
+
     def _push_algo(self, algo: dict, status: str, *, order_id: int | str = "") -> None:
         # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Algo-Order-Update
         now = self.server_ms()
@@ -714,6 +739,13 @@ def _quiet_when_the_client_died(report):  # a worker SIGKILLed mid-request is wh
     return handle_error
 
 
+def _crossed(algo: dict, price: Decimal) -> bool:
+    """A long's stop (a SELL STOP_MARKET) triggers at or below its price, its target at or above."""
+    falls = (algo["orderType"] == "STOP_MARKET") == (algo["side"] == "SELL")
+    trigger = Decimal(algo["triggerPrice"])
+    return price <= trigger if falls else price >= trigger
+
+
 def _check_precision(text: str, step: Decimal) -> None:
     """Binance reads the string: "0.1110000000" has more decimals than a 0.001 step allows (-1111),
     although it is the same number as "0.111"."""
@@ -730,7 +762,9 @@ def _handler(fake: FakeBinance):
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            time.sleep(fake.latency / 2)  # on its way to the exchange
             status, payload, extra = fake.handle(self.command, self.path, self.headers, body)
+            time.sleep(fake.latency / 2)  # the answer on its way back
             data = json.dumps(payload, default=str).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

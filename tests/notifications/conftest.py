@@ -39,17 +39,19 @@ class Network:
         self.answers[host] = [(first,), (then,)]
 
     def getaddrinfo(self, host, port, *args, **kwargs):
-        self.lookups.append(host)
-        if host in self.answers:
-            answers = self.answers[host]
-            addresses = answers.pop(0) if len(answers) > 1 else answers[0]
-            return [(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
-                    for address in addresses]
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
-        return REAL_GETADDRINFO(host, port, *args, **kwargs)
+            pass
+        else:  # an address, as socket.create_connection passes it: nothing to look up
+            return REAL_GETADDRINFO(host, port, *args, **kwargs)
+        self.lookups.append(host)
+        if host not in self.answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        answers = self.answers[host]
+        addresses = answers.pop(0) if len(answers) > 1 else answers[0]
+        return [(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+                for address in addresses]
 
     def create_connection(self, address, *args, **kwargs):
         self.connected.append(address[0])

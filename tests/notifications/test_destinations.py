@@ -193,6 +193,16 @@ def test_it_sends_to_a_listed_host_naming_it_in_the_request(settings, discord, r
 
 
 @pytest.mark.django_db
+def test_it_tries_the_checked_addresses_in_the_resolvers_order(settings, discord, receiver, network):
+    settings.NOTIFY_ALLOWED_HOSTS = ["relay.test"]
+    network.resolve("relay.test", "10.0.0.1", "127.0.0.1")  # the first one does not answer
+    discord.discord_webhook_url = f"http://relay.test:{receiver.server.server_port}{DISCORD_PATH}"
+    discord.save()
+    assert told(discord).status == "sent"
+    assert network.connected == ["10.0.0.1", "127.0.0.1"] and network.lookups == ["relay.test"]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_it_does_not_follow_a_redirect(discord, receiver, status):
     elsewhere = Receiver()

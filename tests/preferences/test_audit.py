@@ -77,7 +77,7 @@ def test_it_records_a_change_made_on_the_strategy_page(editor, strategy):
 def test_it_records_a_change_made_through_the_token_api(editor, strategy):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=editor)[1]}")
-    response = api.post("/preferences/allocation", {"strategy": "ALSAPRO 1", "value": "12.5"}, format="json")
+    response = api.post("/preferences/allocation", {"strategy": "ALSAPRO 1", "value": 12.5}, format="json")
     assert response.status_code == 200, response.content
     record, delta = last_change(strategy)
     assert (record.history_type, record.history_user) == ("~", editor)

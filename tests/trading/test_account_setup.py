@@ -189,9 +189,15 @@ def test_a_worker_reads_every_enabled_symbol_at_start_and_says_what_differs(bina
 
 def test_a_read_never_overwrites_a_setting_made_after_it_began(binance_exchange, binance_fake, strategy):
     SymbolSetting.objects.create(account=binance_exchange.account_id, symbol="BTCUSDT", leverage=5, margin_type="cross")
+    Position.objects.create(symbol="BTCUSDT", amount=D("0.010"), entry_price=D("45000"), leverage=5)
     account_setup._remember(binance_exchange.account_id, SymbolSettings("BTCUSDT", 25, "cross"),
                             read_started=timezone.now() - timedelta(seconds=1))
     assert SymbolSetting.objects.get(symbol="BTCUSDT").leverage == 5
+    assert Position.objects.get(symbol="BTCUSDT").leverage == 5
+    account_setup._remember(binance_exchange.account_id, SymbolSettings("BTCUSDT", 25, "cross"),
+                            read_started=timezone.now() + timedelta(seconds=1))  # a read begun after it
+    assert SymbolSetting.objects.get(symbol="BTCUSDT").leverage == 25
+    assert Position.objects.get(symbol="BTCUSDT").leverage == 25
 
 
 @pytest.mark.django_db(transaction=True)

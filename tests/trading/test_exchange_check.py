@@ -148,3 +148,13 @@ def test_health_shows_the_lines_to_staff_only(binance_settings, binance_fake, cl
     cache.delete("health:exchange_setup")
     refused = admin_client.get("/health").json()["exchange_setup"]
     assert refused["ok"] is False and "the API key was refused" in refused["lines"][1]["text"]
+
+
+@pytest.mark.parametrize("exchange", ["paper", "binance"])
+def test_it_says_when_no_enabled_strategy_lists_a_symbol(binance_settings, exchange):
+    binance_settings.EXCHANGE = exchange
+    reset_exchange()
+    StrategyPreference.objects.update(enabled=False)
+    passed, lines = check()
+    reset_exchange()
+    assert passed and lines["symbols"] == "OK no enabled strategy lists a symbol: none to check"

@@ -126,7 +126,7 @@ def test_it_sets_the_limits_through_the_preferences_api(strategy, staff_api):
     user.user_permissions.add(Permission.objects.get(codename="change_strategypreference"))
     client = APIClient()
     client.force_authenticate(user)
-    answer = client.post("/preferences/max_daily_loss", {"strategy": "ALSAPRO 1", "value": "250"}, format="json")
+    answer = client.post("/preferences/max_daily_loss", {"strategy": "ALSAPRO 1", "value": 250}, format="json")
     assert answer.status_code == 200 and answer.json()["max_daily_loss"] == "250"
     bad = client.post("/preferences/max_open_positions", {"strategy": "ALSAPRO 1", "value": 0}, format="json")
     assert bad.status_code == 400 and "max_open_positions" in bad.json()

@@ -386,18 +386,18 @@ def test_a_leverage_changed_in_binances_app_is_noticed_from_the_stream_and_the_n
     StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
     alert(client)
     account = get_exchange().account_id
-    eventually(lambda: SymbolSetting.objects.get(account=account, symbol="BTCUSDT").leverage == 5)
+    eventually(lambda: SymbolSetting.objects.get(account=account, symbol="BTCUSDT").leverage == 5, within=3)
     reads = len(stream.requests_to("/fapi/v1/symbolConfig"))
 
     stream.change_leverage_in_app("BTCUSDT", 25)
-    eventually(lambda: SymbolSetting.objects.get(account=account, symbol="BTCUSDT").leverage == 25)
-    assert Position.objects.get(symbol="BTCUSDT").leverage == 25  # in force on the open position too
+    eventually(lambda: SymbolSetting.objects.get(account=account, symbol="BTCUSDT").leverage == 25, within=3)
+    eventually(lambda: Position.objects.get(symbol="BTCUSDT").leverage == 25)  # in force on the open position too
 
     execution = alert(client, price=45001)
     assert execution.decision["account_settings"] == ["leverage at the exchange was 25, set to 5 before the order"]
     assert stream.order_leverage[execution.orders.get().client_order_id] == 5
     assert len(stream.requests_to("/fapi/v1/symbolConfig")) == reads  # the stream told: nothing read
-    eventually(lambda: Position.objects.get(symbol="BTCUSDT").leverage == 5)
+    eventually(lambda: Position.objects.get(symbol="BTCUSDT").leverage == 5, within=3)
 
 
 def test_leverage_and_margin_type_are_read_again_when_the_stream_reopens(stream):

@@ -33,6 +33,8 @@ from trading.exchange.base import (
     ProtectiveState,
     ProtectiveStatus,
     ProtectiveUpdate,
+    RateLimits,
+    RateUsage,
     RetryableError,
     SetupLine,
     StreamAlive,
@@ -70,6 +72,8 @@ __all__ = [
     "ProtectiveState",
     "ProtectiveStatus",
     "ProtectiveUpdate",
+    "RateLimits",
+    "RateUsage",
     "RetryableError",
     "SetupLine",
     "StreamAlive",
@@ -98,6 +102,7 @@ def get_exchange() -> Exchange:
             timeout=settings.BINANCE_TIMEOUT,
             recv_window=settings.BINANCE_RECV_WINDOW,
             stream_url=settings.BINANCE_STREAM_URL,
+            connections=settings.WORKER_THREADS,
         )
     from trading.exchange.paper import PaperExchange
 

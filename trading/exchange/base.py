@@ -191,6 +191,28 @@ class ProtectiveState:
     trigger: Decimal
 
 
+@dataclass(frozen=True)
+class RateLimits:
+    """What the exchange lets an account send: at most `count` orders in any `seconds`, for each
+    (count, seconds) in `orders`; and `weight_per_minute` of request weight (None: no such limit)."""
+
+    orders: tuple[tuple[int, float], ...] = ()
+    weight_per_minute: int | None = None
+
+
+@dataclass(frozen=True)
+class RateUsage:
+    """What the exchange last said it had counted, from its answers to this process. `orders`: orders
+    in each window of RateLimits.orders, as of `orders_at` (empty: it has not said); `weight`: the
+    request weight used in its current minute, which ends at `weight_until`. Times are epoch seconds
+    on this host's clock."""
+
+    orders: tuple[int, ...] = ()
+    orders_at: float = 0.0
+    weight: int = 0
+    weight_until: float = 0.0
+
+
 # --- the account's own events (a user data stream) ------------------------------------------------
 class FillCause(StrEnum):
     """Why an order the account did not send through us exists (adapters read it off the order)."""
@@ -447,6 +469,14 @@ class Exchange(Protocol):
     def request_weight(self) -> tuple[int, int] | None:
         """(used, limit) of the exchange's request-weight budget this minute, as it last said; None
         when unknown or there is none."""
+        ...
+
+    def rate_limits(self) -> RateLimits:
+        """The account's limits on orders and request weight (trading/order_budget.py keeps to them)."""
+        ...
+
+    def rate_usage(self) -> RateUsage:
+        """What the exchange last said it had counted against those limits."""
         ...
 
     def user_stream(self) -> UserStream | None:

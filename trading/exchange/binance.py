@@ -12,6 +12,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,8 @@ from trading.exchange.base import (
     PrecisionRejected,
     ProtectiveRequest,
     ProtectiveState,
+    RateLimits,
+    RateUsage,
     RetryableError,
     SetupLine,
     SymbolRules,
@@ -57,6 +60,12 @@ HEDGE_MODE_MAX_AGE = 60.0  # seconds: the position mode can be switched in Binan
 SETTLE_MARGIN_MS = 2000
 # Reference: exchangeInfo's rateLimits (REQUEST_WEIGHT, 1 minute) on USDⓈ-M futures.
 REQUEST_WEIGHT_LIMIT = 2400
+# Reference: exchangeInfo's rateLimits (ORDERS: 300 per 10 seconds, 1,200 per minute, per account) and
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info#limits: each answer to
+# an order carries the account's counts in these headers; every answer carries the IP's weight this minute.
+ORDER_LIMITS = ((300, 10.0), (1200, 60.0))
+ORDER_COUNT_HEADERS = ("X-MBX-ORDER-COUNT-10S", "X-MBX-ORDER-COUNT-1M")
+USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 BAN_DEFAULT_SECONDS = 120.0  # a 418 without Retry-After: Binance bans for 2 minutes at the least
 
 # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code
@@ -129,9 +138,14 @@ class BinanceExchange:
     name = "binance"
 
     def __init__(self, *, api_key: str, api_secret: str, base_url: str, timeout: float, recv_window: int,
-                 testnet: bool = True, stream_url: str = "") -> None:
+                 testnet: bool = True, stream_url: str = "", connections: int = 10) -> None:
         self.stream_url = stream_url
         self.client = _Client(key=api_key, secret=api_secret, base_url=base_url, timeout=timeout)
+        # A keep-alive connection for each of the process's order threads (WORKER_THREADS): requests
+        # keeps 10 and would open (and close) one more per request past that.
+        pool = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max(connections, 10))
+        self.client.session.mount("https://", pool)
+        self.client.session.mount("http://", pool)
         self.recv_window = recv_window
         self.timeout = timeout
         # A digest, not the key: names the account in our tables without revealing anything.
@@ -144,6 +158,8 @@ class BinanceExchange:
         self._paused_until = 0.0  # monotonic; after a 429/418 no request leaves before this
         self._weight: tuple[int, float] | None = None  # (X-MBX-USED-WEIGHT-1M, monotonic time read)
         self.client.session.hooks["response"].append(self._note_weight)
+        self._usage = RateUsage()
+        self.client.session.hooks["response"].append(self._note_usage)
         log_guard.install()  # the connector and urllib3 would log signed URLs, listenKeys and raw answers
 
     @property
@@ -350,6 +366,25 @@ class BinanceExchange:
         used = response.headers.get("X-MBX-USED-WEIGHT-1M")
         if used is not None and used.isdigit():
             self._weight = (int(used), time.monotonic())
+
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(orders=ORDER_LIMITS, weight_per_minute=REQUEST_WEIGHT_LIMIT)
+
+    def rate_usage(self) -> RateUsage:
+        return self._usage
+
+    def _note_usage(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """What the answer says Binance has counted: the account's orders (answers to orders only)
+        and the IP's weight in the current minute of Binance's clock."""
+        now, usage = time.time(), self._usage
+        counts = [response.headers.get(name, "") for name in ORDER_COUNT_HEADERS]
+        if all(count.isdigit() for count in counts):
+            usage = replace(usage, orders=tuple(int(count) for count in counts), orders_at=now)
+        used = response.headers.get(USED_WEIGHT_HEADER, "")
+        if used.isdigit():
+            server_seconds = now + self.client.offset_ms / 1000
+            usage = replace(usage, weight=int(used), weight_until=now + 60 - server_seconds % 60)
+        self._usage = usage
 
     def user_stream(self) -> BinanceUserStream | None:
         return BinanceUserStream(self, url=self.stream_url) if self.stream_url else None

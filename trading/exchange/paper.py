@@ -35,6 +35,8 @@ from trading.exchange.base import (
     ProtectiveState,
     ProtectiveStatus,
     ProtectiveUpdate,
+    RateLimits,
+    RateUsage,
     SetupLine,
     StreamAlive,
     StreamConnected,
@@ -66,13 +68,15 @@ class PaperExchange:
 
     def place_market_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
         rules = self.get_symbol_rules(order.symbol)
+        if order.price_hint and not PaperOrder.objects.filter(client_order_id=order.client_order_id).exists():
+            # The market moves first, in its own transactions: a stop or take-profit it triggers stays
+            # triggered when this order is then refused (a close that finds the position gone).
+            self.observe_price(order.symbol, order.price_hint)
         with transaction.atomic():
             existing = PaperOrder.objects.filter(client_order_id=order.client_order_id).first()
             if existing is not None:
                 # A resend of an order that already filled: answer as a lookup would.
                 return _result(existing)
-            if order.price_hint:
-                self.observe_price(order.symbol, order.price_hint)
             price = self.get_mark_price(order.symbol)
             account = self._account(lock=True)
             position = self._position(order.symbol, order.position_side, lock=True)
@@ -177,6 +181,8 @@ class PaperExchange:
             SetupLine("position mode", ok, "paper exchange: one-way"),
             SetupLine("multi-assets mode", ok, "paper exchange: single-asset, USDT"),
         ]
+        if not symbols:
+            return [*lines, SetupLine("symbols", ok, "no enabled strategy lists a symbol: none to check")]
         return lines + [_paper_symbol_line(symbol) for symbol in sorted(symbols)]
 
     # --- reads ----------------------------------------------------------------------------------
@@ -252,6 +258,12 @@ class PaperExchange:
     def request_weight(self) -> None:
         """No rate limit here."""
         return None
+
+    def rate_limits(self) -> RateLimits:
+        return RateLimits()  # none: no order waits for a budget
+
+    def rate_usage(self) -> RateUsage:
+        return RateUsage()
 
     def user_stream(self) -> "PaperUserStream":
         """The paper exchange acts by itself in one way: a protective order triggered by a price."""

@@ -1,12 +1,13 @@
 from trading.models.execution import Execution, Order, Position
 from trading.models.paper import PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective
 from trading.models.protection import ProtectiveOrder
-from trading.models.runtime import SymbolLane, SymbolSetting, TradingHalt, WorkerHeartbeat
+from trading.models.runtime import OrderBudget, SymbolLane, SymbolSetting, TradingHalt, WorkerHeartbeat
 from trading.models.signal import Signal
 
 __all__ = [
     "Execution",
     "Order",
+    "OrderBudget",
     "PaperAccount",
     "PaperOrder",
     "PaperPosition",

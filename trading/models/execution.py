@@ -19,6 +19,10 @@ class Execution(models.Model):
         REJECTED = "rejected", "Rejected by exchange"
         FAILED = "failed", "Failed"
 
+    # How a reason that is a warning begins: the execution did no harm, but something a trader must know
+    # happened (a position closed outside this system before the alert's close reached it).
+    WARNING = "warning: "
+
     signal = models.OneToOneField("trading.Signal", on_delete=models.PROTECT, related_name="execution")
     strategy = models.CharField(max_length=100, db_index=True)
     symbol = models.CharField(max_length=30, db_index=True)
@@ -60,6 +64,10 @@ class Execution(models.Model):
         if start is None or end is None:
             return None
         return Decimal((end - start).total_seconds() * 1000).quantize(Decimal("0.1"))
+
+    @property
+    def warning(self) -> bool:
+        return self.reason.startswith(self.WARNING)
 
     @property
     def latency_ms(self) -> Decimal | None:

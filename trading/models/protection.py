@@ -32,6 +32,9 @@ class ProtectiveOrder(models.Model):
                                 help_text="The exchange order it became when triggered.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLACING, db_index=True)
     error_message = models.TextField(blank=True)
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When we asked the exchange to cancel it: a cancel it reports from then on is ours, not someone else's.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -31,6 +31,20 @@ class SymbolSetting(models.Model):
         return f"{self.account} {self.symbol} {self.leverage}x {self.margin_type}"
 
 
+class OrderBudget(models.Model):
+    """One exchange account's order budget, shared by every sender when there is no Redis
+    (trading/order_budget.py): when its orders were granted within the longest window, and the
+    request weight the exchange last said was used. Times are epoch seconds on the database's clock."""
+
+    account = models.CharField(max_length=64, unique=True)
+    grants = models.JSONField(default=list, blank=True, help_text="Moments orders were granted, oldest first.")
+    weight = models.PositiveIntegerField(default=0, help_text="Request weight used in the exchange's current minute.")
+    weight_until = models.FloatField(default=0.0, help_text="When that minute ends.")
+
+    def __str__(self) -> str:
+        return f"{self.account} order budget"
+
+
 class WorkerHeartbeat(models.Model):
     """Written by the worker's periodic job; /health reads it to tell whether a worker is alive."""
 
