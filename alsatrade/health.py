@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -120,10 +121,10 @@ def check_user_stream() -> dict[str, object]:
 
 def check_exchange() -> dict[str, object]:
     # Cached briefly so a monitor polling every second does not spend exchange request weight.
-    result: dict[str, object] | None = cache.get("health:exchange")
+    result: dict[str, object] | None = _cache_get("health:exchange")
     if result is None:
         result = _probe_exchange()
-        cache.set("health:exchange", result, EXCHANGE_CACHE_SECONDS)
+        _cache_set("health:exchange", result, EXCHANGE_CACHE_SECONDS)
     return result
 
 
@@ -189,11 +190,27 @@ def health(request: HttpRequest) -> JsonResponse:
 def public_healthy() -> bool:
     """The status alone, from Django's cache while it is younger than PUBLIC_CACHE_SECONDS."""
     with _public_check:  # probes arriving while one checks wait for its answer instead of checking too
-        healthy: bool | None = cache.get(PUBLIC_CACHE_KEY)
+        healthy: bool | None = _cache_get(PUBLIC_CACHE_KEY)
         if healthy is None:
             healthy = all(check["ok"] for check in run_checks().values())
-            cache.set(PUBLIC_CACHE_KEY, healthy, PUBLIC_CACHE_SECONDS)
+            _cache_set(PUBLIC_CACHE_KEY, healthy, PUBLIC_CACHE_SECONDS)
     return healthy
+
+
+def _cache_get(key: str) -> Any:  # noqa: ANN401 - whatever was stored
+    """A cache that cannot be reached (Redis down) is a miss: the checks run, and say what is down."""
+    try:
+        return cache.get(key)
+    except Exception as error:
+        logger.warning("health: the cache is unreachable (%s); checking without it", type(error).__name__)
+        return None
+
+
+def _cache_set(key: str, value: object, seconds: int) -> None:
+    try:
+        cache.set(key, value, seconds)
+    except Exception:  # already said by _cache_get
+        pass
 
 
 def run_checks() -> dict[str, dict[str, object]]:

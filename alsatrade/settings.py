@@ -302,7 +302,9 @@ for _name in ("WEBHOOK_ALLOWED_IPS", "WEBHOOK_TRUSTED_PROXIES"):
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024
 WEBHOOK_MAX_SIGNAL_AGE = env_int("WEBHOOK_MAX_SIGNAL_AGE", 60, low=1, high=7 * 24 * 3600)
 WEBHOOK_MAX_FUTURE_SKEW = env_int("WEBHOOK_MAX_FUTURE_SKEW", 5, low=0, high=3600)
-WEBHOOK_RATE_BURST = env_int("WEBHOOK_RATE_BURST", 200, low=1, high=1_000_000)
+# A bar close sends every strategy's alert in the same second, from TradingView's four addresses (or
+# one): 300 at once per address, a 6 s window (issue #18; docs/CONFIGURATION.md).
+WEBHOOK_RATE_BURST = env_int("WEBHOOK_RATE_BURST", 300, low=1, high=1_000_000)
 WEBHOOK_RATE_PER_SECOND = env_int("WEBHOOK_RATE_PER_SECOND", 50, low=1, high=1_000_000)
 # After WEBHOOK_AUTH_FAILURES wrong passphrases within WEBHOOK_AUTH_WINDOW seconds, a source (an IPv4
 # address, an IPv6 /64) is answered 429 for WEBHOOK_AUTH_BLOCK seconds without its passphrase being

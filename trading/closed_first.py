@@ -132,12 +132,12 @@ def _read(order: Order, exchange: Exchange, what: str) -> ClosedFirst:
     except ExchangeError as error:
         return ClosedFirst(Cause.OUTSIDE, f"{what} was already closed at the exchange, which could not be read to "
                                           f"tell by what ({error.reason})", told=False)
-    live = ProtectiveOrder.objects.filter(symbol=order.symbol, position_side=order.position_side, side=order.side)
-    # Triggered by the stream's word (its fill not told yet) since the position last traded by us.
+    ours = ProtectiveOrder.objects.filter(symbol=order.symbol, position_side=order.position_side, side=order.side)
+    # Triggered by the stream's word (its fill not told yet) since we last traded the position.
     since = (Order.objects.filter(symbol=order.symbol, position_side=order.position_side, executed_qty__gt=0)
              .exclude(pk=order.pk).order_by("-created_at").values_list("created_at", flat=True).first())
-    triggered = live.filter(status=ProtectiveOrder.Status.TRIGGERED, updated_at__gte=since or order.created_at).first()
-    gone = list(live.filter(status__in=LIVE_PROTECTION).exclude(client_id__in=resting).order_by("kind"))
+    triggered = ours.filter(status=ProtectiveOrder.Status.TRIGGERED, updated_at__gte=since or order.created_at).first()
+    gone = list(ours.filter(status__in=LIVE_PROTECTION).exclude(client_id__in=resting).order_by("kind"))
     if triggered is None and len(gone) == 1:
         triggered = gone.pop()
         ProtectiveOrder.objects.filter(pk=triggered.pk, status__in=LIVE_PROTECTION).update(

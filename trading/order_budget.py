@@ -94,12 +94,11 @@ ORDER_BUDGET = Budget()
 
 # --- the database ------------------------------------------------------------------------------------
 def _take_database(account: str, limits: RateLimits, usage: RateUsage, host_now: float) -> float:
-    OrderBudget.objects.get_or_create(account=account)  # the row to lock; one statement once it exists
     kept = _kept(limits)
     longest = max((seconds for _, seconds in kept), default=0.0)
     with transaction.atomic():
-        row = OrderBudget.objects.select_for_update().annotate(now=_database_clock()).get(account=account)
-        now = row.now
+        row = _locked(account)
+        now: float = row.now  # type: ignore[attr-defined]  # annotated by _locked: the database's clock
         grants = [at for at in row.grants if at > now - longest]
         if usage.orders and host_now - usage.orders_at < min(seconds for _, seconds in limits.orders):
             exchange_counted(grants, usage.orders, now - (host_now - usage.orders_at), list(limits.orders))
@@ -110,6 +109,16 @@ def _take_database(account: str, limits: RateLimits, usage: RateUsage, host_now:
         grants.append(at)
         OrderBudget.objects.filter(pk=row.pk).update(grants=grants, weight=row.weight, weight_until=row.weight_until)
     return at - now
+
+
+def _locked(account: str) -> OrderBudget:
+    """The account's row, locked until the transaction ends (made on its first order), with `now`."""
+    rows = OrderBudget.objects.select_for_update().annotate(now=_database_clock())
+    row = rows.filter(account=account).first()
+    if row is None:
+        OrderBudget.objects.get_or_create(account=account)  # another sender's at the same moment does too
+        row = rows.get(account=account)
+    return row
 
 
 def _database_clock() -> RawSQL:

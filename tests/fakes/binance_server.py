@@ -10,7 +10,8 @@ It also serves the user data stream over a real local websocket (`ws_url`/<liste
 pushes ORDER_TRADE_UPDATE and ACCOUNT_UPDATE as Binance does, a triggered protective order its
 ALGO_UPDATEs, a leverage change ACCOUNT_CONFIG_UPDATE, and helpers make the exchange act by itself
 (a liquidation, a trade placed by hand, funding, a leverage or margin type changed in Binance's app),
-drop the connection, expire the listenKey, replay an event or send any frame at all.
+drop the connection, expire the listenKey, replay an event or send any frame at all. A price moved
+(`move_price`, or `move_price_on_next_order` to race an order) triggers the protective orders it reaches.
 
 The account's setup (`manage.py exchange_check`) has switches a test flips: `key_refused`, `can_trade`,
 `trading_lock`, `hedge_mode`, `multi_assets`, and `listing` (a symbol's exchangeInfo status or type).
@@ -36,6 +37,7 @@ from websockets.sync.server import ServerConnection, serve as websocket_serve
 from trading.exchange.rules import SNAPSHOT, bundled_rules
 from trading.pnl import position_after
 
+ORDER = ("POST", "/fapi/v1/order")
 API_KEY = "fake-api-key-0123456789"
 API_SECRET = "fake-api-secret-9876543210"
 SIGNED = {"/fapi/v1/order", "/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/positionSide/dual",
@@ -161,6 +163,11 @@ class FakeBinance:
             # Seconds each request spends on the network, half on the way in and half on the way back:
             # an exchange that far away (bench/burst.py). An order is at the exchange after the first half.
             self.latency = 0.0
+            # Binance's order rate limits per account, (orders, seconds), counted in fixed windows of its
+            # clock: an order past one is answered 429 (-1015), and counted in `rate_limited`.
+            self.order_limits: list[tuple[int, float]] = [(300, 10.0), (1200, 60.0)]
+            self.order_counts: dict[tuple[float, int], int] = {}  # (seconds, window number) → orders
+            self.rate_limited = 0
             self.random_faults: RandomFaults | None = None  # faults at random (bench/chaos.py)
             self.income: list[dict] = []  # the ledger, oldest first (/fapi/v1/income)
             self.trades: list[dict] = []  # every fill (/fapi/v1/userTrades)
@@ -396,6 +403,21 @@ class FakeBinance:
             self.wallet += Decimal(amount)
             self._add_income(symbol, "FUNDING_FEE", Decimal(amount), self.server_ms(), trade_id="")
             self._push_account("FUNDING_FEE", balance_change=Decimal(amount))
+
+    def order_counted(self) -> tuple[bool, dict[str, str]]:
+        """Count an order request in each order limit's current window: whether it goes past one, and
+        the X-MBX-ORDER-COUNT-* headers that say the counts (10S, 1M, …)."""
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info#limits
+        with self.lock:
+            now, over, headers = self.server_ms() / 1000, False, {}
+            for limit, seconds in self.order_limits:
+                key = (seconds, int(now // seconds))
+                self.order_counts[key] = count = self.order_counts.get(key, 0) + 1
+                over = over or count > limit
+                interval = f"{int(seconds // 60)}M" if seconds % 60 == 0 else f"{int(seconds)}S"
+                headers[f"X-MBX-ORDER-COUNT-{interval}"] = str(count)
+            self.rate_limited += over
+            return over, headers
 
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
@@ -763,7 +785,12 @@ def _handler(fake: FakeBinance):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             time.sleep(fake.latency / 2)  # on its way to the exchange
-            status, payload, extra = fake.handle(self.command, self.path, self.headers, body)
+            over, counts = fake.order_counted() if (self.command, urlsplit(self.path).path) == ORDER else (False, {})
+            if over:
+                status, payload, extra = 429, {"code": -1015, "msg": "Too many new orders."}, {"Retry-After": "1"}
+            else:
+                status, payload, extra = fake.handle(self.command, self.path, self.headers, body)
+            extra = {**extra, **counts}
             time.sleep(fake.latency / 2)  # the answer on its way back
             data = json.dumps(payload, default=str).encode()
             self.send_response(status)
