@@ -3,11 +3,11 @@
 lets anyone with "add token" mint one for any user, a superuser included. Keys come from
 `manage.py api_token create`, which needs a shell on the server."""
 
-import knox.admin  # type: ignore[import-untyped]  # noqa: F401 - its registration must exist before it is replaced below
+import knox.admin  # noqa: F401 - its registration must exist before it is replaced below
 from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
-from knox.models import AuthToken  # type: ignore[import-untyped]
+from knox.models import AuthToken
 
 
 class ApiTokenAdmin(admin.ModelAdmin):

@@ -10,8 +10,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
-from knox.auth import TokenAuthentication  # type: ignore[import-untyped]
-from knox.models import AuthToken  # type: ignore[import-untyped]
+from knox.auth import TokenAuthentication
+from knox.models import AuthToken
 from rest_framework import exceptions
 
 

@@ -268,6 +268,7 @@ if EXCHANGE == "binance":
 
 PAPER_BALANCE = env_decimal("PAPER_BALANCE", "10000", low=Decimal("0"), high=Decimal("1e12"))
 PAPER_TAKER_FEE = env_decimal("PAPER_TAKER_FEE", "0.0005", low=Decimal("0"), high=Decimal("0.01"))
+PAPER_HEDGE_MODE = env_bool("PAPER_HEDGE_MODE", False)  # the paper account in hedge mode (docs/EXECUTION.md)
 
 # A queued signal not executed within this many seconds of its receipt is not traded any more: a
 # worker that was down for ten minutes must not fire ten-minute-old orders when it comes back.

@@ -116,6 +116,7 @@ class Fill:
     price: Decimal
     realized_pnl: Decimal
     commission: Decimal  # signed as in the ledger: a fee paid is negative
+    position_side: str = "BOTH"  # LONG/SHORT in hedge mode: each side's trades are its own
 
 
 @dataclass
@@ -142,13 +143,13 @@ class Trade:
 def trades_from_fills(fills: Iterable[Fill]) -> list[Trade]:
     """Every trade, closed and open, in the order they opened. `fills` must be in time order; fills of
     zero quantity are ignored."""
-    position: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    current: dict[tuple[str, str], Trade] = {}
+    position: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    current: dict[tuple[str, str, str], Trade] = {}
     trades: list[Trade] = []
     for fill in fills:
         if fill.quantity == 0:
             continue
-        key = (fill.strategy, fill.symbol)
+        key = (fill.strategy, fill.symbol, fill.position_side)
         before = position[key]
         after = position[key] = before + fill.quantity
         trade = current.get(key)

@@ -223,13 +223,14 @@ def fills(scope: Scope) -> list[Fill]:
     rows = orders.order_by("created_at", "id").values_list(
         _text(Coalesce("acknowledged_at", "created_at")), Coalesce("execution__strategy", "protective__execution__strategy"),
         "symbol", "side",
-        _text("executed_qty"), _text("avg_price"), _text("realized_pnl"), _text("commission"),
+        _text("executed_qty"), _text("avg_price"), _text("realized_pnl"), _text("commission"), "position_side",
     )
     return [
         Fill(time=_utc(time), strategy=strategy, symbol=symbol,
              quantity=Decimal(quantity) if side == Order.Side.BUY else -Decimal(quantity),
-             price=Decimal(price or 0), realized_pnl=Decimal(realized), commission=-Decimal(commission))
-        for time, strategy, symbol, side, quantity, price, realized, commission in rows
+             price=Decimal(price or 0), realized_pnl=Decimal(realized), commission=-Decimal(commission),
+             position_side=position_side)
+        for time, strategy, symbol, side, quantity, price, realized, commission, position_side in rows
     ]
 
 

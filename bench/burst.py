@@ -53,12 +53,13 @@ from dispatch import (  # noqa: E402
     cluster_aides,
     cpu_ticks,
     database_cpu,
+    load_average,
     process_groups,
     tree_cpu,
     wait_settled,
 )
 
-from common import PASSPHRASE, children, environment, machine, manage, percentile, rss_kib, serving  # noqa: E402
+from common import PASSPHRASE, children, environment, machine, manage, percentile, quiet, rss_kib, serving  # noqa: E402
 from tests.fakes import binance_server  # noqa: E402
 from tests.fakes.binance_server import API_KEY, API_SECRET, FakeBinance  # noqa: E402
 from trading.exchange.base import SymbolRules  # noqa: E402
@@ -342,7 +343,10 @@ def deployment(args: argparse.Namespace, broker: str, fake: BurstFake) -> list[R
         load.send(symbols, args.spread)  # again, as the marks read before the tick may have aged
         wait_final(peek, WARMUP_TIMEOUT)
         for number in range(args.runs):
-            time.sleep(2)
+            # Binance's 10-second window (kept 11 s) of the run before has passed: each run is one bar close,
+            # not the second of two within ten seconds, which the order budget would spread out.
+            time.sleep(12 if number else 2)
+            busy = quiet()
             fake.orders.clear()
             fake.requests.clear()
             fake.rate_limited = 0
@@ -354,12 +358,12 @@ def deployment(args: argparse.Namespace, broker: str, fake: BurstFake) -> list[R
             run.rss_mib = rss_by_process(groups, database, args.q_workers)
             measure(fake, peek, run, first)
             run.problems += check_exchange(fake, args.alerts) + ([] if drained else ["signals still pending"])
-            report_run(broker, number + 1, args, run)
+            report_run(broker, number + 1, args, run, busy)
             runs.append(run)
     return runs
 
 
-def report_run(broker: str, number: int, args: argparse.Namespace, run: Run) -> None:
+def report_run(broker: str, number: int, args: argparse.Namespace, run: Run, busy: float) -> None:
     ex, sent = run.to_exchange or [math.nan], run.to_sent or [math.nan]
     cores = os.cpu_count() or 1
     limit = args.rtt + run.deployment_cpu_ms() / 1000 * args.alerts / cores
@@ -369,7 +373,8 @@ def report_run(broker: str, number: int, args: argparse.Namespace, run: Run) -> 
     print(f"[{broker} #{number}]   CPU per alert: " + ", ".join(f"{kind} {ms:.1f} ms" for kind, ms in run.cpu_ms.items())
           + f"; deployment {run.deployment_cpu_ms():.1f} ms")
     print(f"[{broker} #{number}]   physical limit {args.rtt:.2f} + {run.deployment_cpu_ms():.1f} ms × {args.alerts} ÷ {cores} "
-          f"= {limit:.2f} s; last order ÷ limit = {run.last / limit:.2f}; waited for the order budget: {run.waited}")
+          f"= {limit:.2f} s; last order ÷ limit = {run.last / limit:.2f}; waited for the order budget: {run.waited}; "
+          f"cores {busy:.0%} busy before; load average {load_average()}")
     print(f"[{broker} #{number}]   RSS MiB: " + "; ".join(
         f"{kind} " + ", ".join(f"{mib:.0f}" for mib in sorted(values)) for kind, values in run.rss_mib.items()))
     if run.problems:

@@ -3,8 +3,9 @@ in the OpenAPI schema (alsatrade/openapi.py) and enforced here before the form s
 
 So a value the schema refuses is a 400, and one it allows reaches the admin's form, which may still
 refuse it for the state of things (a symbol the exchange does not list, a window that starts where
-it ends): a 400 too, naming it (schemathesis.toml tells `st run` so for those two types). Most schemas follow the model field (bounds from its validators, null from
-`null=True`); the types whose JSON is not the field's value are spelled out.
+it ends): a 400 too, naming it (schemathesis.toml tells `st run` so for those two types). Most
+schemas follow the model field (bounds from its validators, null from `null=True`); the types whose
+JSON is not the field's value are spelled out.
 
 The patterns avoid `\\s`, `\\d` and a bare `$` after text, which mean different things in Python's,
 Rust's (schemathesis) and ECMA-262's (clients') regular expressions.

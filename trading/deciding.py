@@ -56,18 +56,22 @@ def decide(*, signal: Signal, exchange: Exchange, mandate: Mandate) -> engine.Pl
     if plan.outcome == engine.Outcome.FILTERED:
         return Verdict(Execution.Status.NOTHING, plan.reason, Signal.Status.FILTERED, plan.mismatch)
     if plan.outcome == engine.Outcome.NOTHING:
-        return Verdict(Execution.Status.NOTHING, _nothing_said(signal, plan.reason), mismatch=plan.mismatch)
+        hedge_mode = mandate.retrying(exchange.is_hedge_mode)  # read for the plan a moment ago: cached
+        return Verdict(Execution.Status.NOTHING, _nothing_said(signal, plan.reason, hedge_mode=hedge_mode),
+                       mismatch=plan.mismatch)
     if plan.outcome == engine.Outcome.REFUSED:
         return Verdict(Execution.Status.SKIPPED, plan.reason, mismatch=plan.mismatch)
     return plan
 
 
-def _nothing_said(signal: Signal, reason: str) -> str:
+def _nothing_said(signal: Signal, reason: str, *, hedge_mode: bool) -> str:
     """A close with nothing to close says what closed the position when the exchange reported it:
-    a take-profit or stop of ours (no news), a liquidation or a trade outside this system (a warning)."""
+    a take-profit or stop of ours (no news), a liquidation or a trade outside this system (a warning).
+    In hedge mode, what closed the side the alert closes: the other side's stop is not the answer."""
     if engine.entry_side(engine.Intent(action=signal.action, market_position=signal.market_position)) is not None:
         return reason
-    first = recorded_close(signal.symbol, alert_at=signal.received_at)
+    first = recorded_close(signal.symbol, position_side=_side_closed(signal.action) if hedge_mode else None,
+                           alert_at=signal.received_at)
     if first is None:
         return reason
     said = f"nothing to close: {first.words}"
@@ -75,6 +79,12 @@ def _nothing_said(signal: Signal, reason: str) -> str:
         logger.warning("signal %s %s: %s", signal.pk, signal.symbol, said)
         return Execution.WARNING + said
     return said
+
+
+def _side_closed(action: str) -> str | None:
+    """The hedge-mode position side a close alert closes; None for both (`close`). A buy or sell here
+    is an exit (market position flat): a buy closes the short, a sell the long."""
+    return {"close_long": "LONG", "sell": "LONG", "close_short": "SHORT", "buy": "SHORT"}.get(action)
 
 
 def _preference_now(signal: Signal) -> StrategyPreference | None:

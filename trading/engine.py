@@ -3,6 +3,9 @@ the order legs to send. No ORM, no HTTP: every input is a value, so every case i
 
 Whether a `sell` opens a short, closes a long, or reverses one into the other depends on the
 position at the moment of execution, which is why this runs in the worker, not in the webhook.
+In hedge mode (`Book.hedge_mode`, read from the exchange) the long and the short of a symbol are two
+positions: a `buy` opens or adds the long and a `sell` the short, each leg names its side
+(`positionSide`) and none is reduce-only (docs/EXECUTION.md, "Hedge mode").
 """
 
 from dataclasses import asdict, dataclass, field, replace
@@ -192,7 +195,8 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
                 mark: Decimal | None, equity: Decimal | None) -> Plan:
     opposite = "short" if side == "long" else "long"
     allowed = preference.direction in (side, "both")
-    legs: list[Leg] = list(_close_legs(opposite, book, rules)) if _held(book, opposite) > 0 else []
+    closing = _closes_opposite(intent, book, opposite, allowed=allowed)
+    legs: list[Leg] = list(_close_legs(opposite, book, rules)) if closing else []
     if not allowed:
         if legs:
             return Plan(Outcome.TRADE, f"close the {opposite} position: the strategy trades {preference.direction} only",
@@ -225,8 +229,20 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
                         tuple(legs), sizing, price)
         return Plan(Outcome.REFUSED, f"no order sent: {problem}{note}", (), sizing, price)
     legs.append(_open_leg(side, quantity, purpose, book))
+    if not closing and _held(book, opposite) > 0:  # hedge mode: the other side is left as it is
+        note += f"; the {opposite} {plain(_held(book, opposite))} stays open (hedge mode)"
     reason = f"{'reverse to' if len(legs) > 1 else purpose} {side} {plain(quantity)}{note}"
     return Plan(Outcome.TRADE, reason, tuple(legs), sizing, price)
+
+
+def _closes_opposite(intent: Intent, book: Book, opposite: str, *, allowed: bool) -> bool:
+    """Whether an entry closes the other side first. In one-way mode it must (one position per
+    symbol). In hedge mode the sides are independent: only when the strategy cannot trade this
+    side (its buy or sell is an exit), or the alert says the strategy held the other side before
+    this order (TradingView's strategy holds one position: a reversal there ended that side)."""
+    if _held(book, opposite) <= 0:
+        return False
+    return not book.hedge_mode or not allowed or intent.prev_market_position == opposite
 
 
 def _syncs_to_size(intent: Intent, preference: Preference, book: Book) -> bool:

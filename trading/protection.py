@@ -7,6 +7,9 @@ Placing never blocks or undoes the trade: the entry has filled whatever happens 
 of each protective order is derived from the signal and its kind, so a retry after a lost answer
 cannot place two; the new ones are placed before the old are cancelled, so the position is never
 left bare in between.
+
+Protection is per position side: BOTH in one-way mode; in hedge mode the LONG and the SHORT each have
+their own, and an execution brings up to date only the sides its legs traded.
 """
 
 import logging
@@ -17,6 +20,7 @@ from django.utils import timezone
 
 from notifications.events import notify
 from preferences.models import StrategyPreference
+from trading.engine import Plan
 from trading.exchange import Exchange, ExchangeError, OutcomeUnknown, ProtectiveRequest, RetryableError
 from trading.models import Execution, Position, ProtectiveOrder, Signal
 from trading.stops import Protection, protections_for
@@ -33,11 +37,12 @@ def position_protect(*, execution: Execution, signal: Signal, exchange: Exchange
     preference = StrategyPreference.objects.filter(pk=signal.preference_id).first() if signal.preference_id else None
     configured = preference is not None and bool(preference.stop_loss or preference.take_profit)
     alert_prices = signal.stop_loss is not None or signal.take_profit is not None
-    live = list(ProtectiveOrder.objects.filter(symbol=signal.symbol, status__in=LIVE))
+    sides = _sides_traded(execution)
+    live = list(ProtectiveOrder.objects.filter(symbol=signal.symbol, status__in=LIVE, position_side__in=sides))
     if not (configured or alert_prices or live):
         return ""
     try:
-        alarm = _protect(execution, signal, preference, exchange, live)
+        alarm = _protect(execution, signal, preference, exchange, live, sides)
     except ExchangeError as error:
         alarm = f"protective orders could not be brought up to date: {error.reason}"
     except Exception as error:  # the trade is done: a bug here must not rewrite its outcome
@@ -51,9 +56,27 @@ def position_protect(*, execution: Execution, signal: Signal, exchange: Exchange
     return alarm
 
 
+def _sides_traded(execution: Execution) -> set[str]:
+    """The position sides the execution's legs traded (BOTH in one-way mode): in hedge mode a buy
+    leaves the short's protection alone."""
+    legs = Plan.from_dict(execution.decision).legs if execution.decision.get("outcome") else ()
+    return {leg.position_side for leg in legs} or {"BOTH"}
+
+
 def _protect(execution: Execution, signal: Signal, preference: StrategyPreference | None, exchange: Exchange,
-             live: list[ProtectiveOrder]) -> str:
-    position = Position.objects.filter(symbol=signal.symbol).exclude(amount=0).first()
+             live: list[ProtectiveOrder], sides: set[str]) -> str:
+    problems: list[str] = []
+    for side in sorted(sides):
+        problems += _protect_side(execution, signal, preference, exchange, side,
+                                  [order for order in live if order.position_side == side])
+    if Position.objects.filter(symbol=signal.symbol, position_side__in=sides).exclude(amount=0).exists():
+        problems += _read_back(signal.symbol, exchange)
+    return "; ".join(problems)
+
+
+def _protect_side(execution: Execution, signal: Signal, preference: StrategyPreference | None, exchange: Exchange,
+                  side: str, live: list[ProtectiveOrder]) -> list[str]:
+    position = Position.objects.filter(symbol=signal.symbol, position_side=side).exclude(amount=0).first()
     problems: list[str] = []
     wanted: tuple[Protection, ...] = ()
     if position is not None:
@@ -72,9 +95,7 @@ def _protect(execution: Execution, signal: Signal, preference: StrategyPreferenc
     for order in live:
         if order not in keep:
             problems += _cancel(order, exchange)
-    if position is not None:
-        problems += _read_back(signal.symbol, exchange)
-    return "; ".join(problems)
+    return problems
 
 
 def _fits(order: ProtectiveOrder, wanted: tuple[Protection, ...], position: Position | None) -> bool:
@@ -88,6 +109,8 @@ def _place(execution: Execution, signal: Signal, protection: Protection, positio
     assert position is not None
     received_ms = int(signal.received_at.timestamp() * 1000)
     client_id = f"pt-{signal.pk:x}-{received_ms:x}-{protection.kind[0]}"
+    if position.position_side != "BOTH":  # hedge mode: one signal may protect both sides
+        client_id += f"-{position.position_side[0].lower()}"
     order, _ = ProtectiveOrder.objects.get_or_create(
         client_id=client_id,
         defaults={"execution": execution, "symbol": signal.symbol, "position_side": position.position_side,
@@ -145,11 +168,11 @@ def _with_retries(call: Callable[[], T]) -> T:
 
 def position_settle(symbol: str, exchange: Exchange) -> str:
     """The exchange changed the position by itself: once it is flat, no protective order is needed
-    (the other half of a stop-loss / take-profit pair would otherwise rest there); problems, if any."""
-    if Position.objects.filter(symbol=symbol).exclude(amount=0).exists():
-        return ""
+    (the other half of a stop-loss / take-profit pair would otherwise rest there); problems, if any.
+    Side by side in hedge mode: the long's stop closing it leaves the short's protection resting."""
+    open_sides = set(Position.objects.filter(symbol=symbol).exclude(amount=0).values_list("position_side", flat=True))
     problems: list[str] = []
-    for order in ProtectiveOrder.objects.filter(symbol=symbol, status__in=LIVE):
+    for order in ProtectiveOrder.objects.filter(symbol=symbol, status__in=LIVE).exclude(position_side__in=open_sides):
         problems += _cancel(order, exchange)
     return "; ".join(problems)
 

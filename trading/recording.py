@@ -145,7 +145,7 @@ def leg_done(order: Order) -> bool:
     or the position it was to close had been closed first, at the exchange."""
     if order.status == Order.Status.FILLED:
         return True
-    if order.execution_id is None or not order.reduce_only:
+    if order.execution_id is None or not _reduces(order):
         return False
     assert order.execution is not None
     return _exchange_firsts(order.execution).get(order.leg, (False, None))[0]
@@ -153,7 +153,13 @@ def leg_done(order: Order) -> bool:
 
 def _capped(order: Order) -> bool:
     """A reduce-only order the exchange filled for less than asked: only that much was left."""
-    return order.status == Order.Status.FILLED and order.reduce_only and order.executed_qty < order.quantity
+    return order.status == Order.Status.FILLED and _reduces(order) and order.executed_qty < order.quantity
+
+
+def _reduces(order: Order) -> bool:
+    """Reduce-only in effect: flagged so (one-way mode), or a close leg in hedge mode, where positionSide
+    makes it one and the flag is refused."""
+    return order.reduce_only or (order.purpose == "close" and order.position_side != "BOTH")
 
 
 def order_not_sent(order: Order, reason: str) -> Order:

@@ -30,7 +30,8 @@ class Wanted:
 def protections_for(*, amount: Decimal, entry: Decimal, tick: Decimal, stop_loss_pct: Decimal | None,
                     take_profit_pct: Decimal | None, sl_price: Decimal | None = None,
                     tp_price: Decimal | None = None) -> Wanted:
-    """The protections a position of signed `amount` entered at `entry` should rest under."""
+    """The protections a position of signed `amount` entered at `entry` should rest under (one side
+    of it in hedge mode: the SHORT side's amount is negative, as Binance states it)."""
     if amount == 0 or entry <= 0:
         return Wanted(())
     long = amount > 0

@@ -2,14 +2,12 @@
 ledger import a moment later, one for a burst of fills; the import brings the fill's lines."""
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from analytics import follow
 from analytics.follow import IMPORT_TASK, LedgerFollower
@@ -17,9 +15,9 @@ from analytics.models import LedgerEntry
 from preferences.models import StrategyPreference
 from tests.fakes.binance_server import FakeBinance
 from tests.support.queue import queued_jobs, run_queued_jobs
-from trading.exchange import binance_stream, get_exchange, reset_exchange
-from trading.live import HEARTBEAT, stream_run
-from trading.models import Order, Position, ProtectiveOrder, WorkerHeartbeat
+from tests.support.stream import eventually as waited_for, stream_running
+from trading.exchange import binance_stream, reset_exchange
+from trading.models import Order, Position, ProtectiveOrder
 from trading.webhook import RATE_LIMITER
 
 D = Decimal
@@ -68,12 +66,8 @@ def test_it_imports_nothing_without_fills():
 
 
 # --- the user data stream, against the fake -----------------------------------------------------------
-def eventually(check: Callable[[], bool], within: float = 3.0) -> None:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"not within {within} s")
-        time.sleep(0.01)
+def eventually(check: Callable[[], object], within: float = 3.0) -> None:
+    waited_for(lambda: bool(check()), within=within)
 
 
 def ledger_jobs() -> list[dict]:
@@ -87,22 +81,8 @@ def stream(binance_settings, binance_fake, monkeypatch) -> Iterator[FakeBinance]
     monkeypatch.setattr(binance_stream, "RECV_TIMEOUT", 0.2)  # quick to notice `stop` in teardown
     monkeypatch.setattr(follow, "FOLLOW_DELAY", DELAY)
     reset_exchange()
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            stream_run(get_exchange(), stop)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    binance_fake.wait_for_stream()
-    eventually(lambda: WorkerHeartbeat.objects.filter(name=HEARTBEAT).exists())
-    yield binance_fake
-    stop.set()
-    thread.join(timeout=5)
-    assert not thread.is_alive()
+    with stream_running(binance_fake):
+        yield binance_fake
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,6 +15,9 @@ drop the connection, expire the listenKey, replay an event or send any frame at 
 
 The account's setup (`manage.py exchange_check`) has switches a test flips: `key_refused`, `can_trade`,
 `trading_lock`, `hedge_mode`, `multi_assets`, and `listing` (a symbol's exchangeInfo status or type).
+With `hedge_mode` the account keeps a LONG and a SHORT position per symbol, refuses reduceOnly
+(-1106) and a positionSide that does not match the mode (-4061), as Binance does; `refusals` lists
+every error code answered, so a test can assert one never was.
 """
 
 import hashlib
@@ -155,6 +158,7 @@ class FakeBinance:
             self.clock_offset_ms = 0
             self.orders: list[dict] = []
             self.requests: list[Request] = []
+            self.refusals: list[tuple[str, str, int]] = []  # (method, path, Binance code) of every error answered
             self.faults: list[Fault] = []
             self.next_order_id = 1000
             self.algo_orders: dict[str, dict] = {}  # clientAlgoId → the resting conditional order
@@ -455,6 +459,9 @@ class FakeBinance:
                                    "Execution status unknown."})
             return 200, result, {}
         except Answer as answer:
+            if isinstance(answer.body, dict) and "code" in answer.body:
+                with self.lock:
+                    self.refusals.append((method, path, answer.body["code"]))
             return answer.status, answer.body, answer.headers
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
@@ -529,8 +536,7 @@ class FakeBinance:
         quantity = Decimal(params["quantity"])
         position_side = params.get("positionSide", "BOTH")
         reduce_only = params.get("reduceOnly") == "true"
-        if (position_side == "BOTH") == self.hedge_mode:
-            raise Answer(400, {"code": -4061, "msg": "Order's position side does not match user's setting."})
+        self._check_position_mode(params)
         if rules.round_quantity(quantity) != quantity:
             raise Answer(400, {"code": -1111, "msg": "Precision is over the maximum defined for this asset."})
         if quantity < rules.min_qty:
@@ -539,13 +545,15 @@ class FakeBinance:
             raise Answer(400, {"code": -4005, "msg": "Quantity greater than max quantity."})
         amount, entry = self.positions.get((symbol, position_side), [Decimal(0), Decimal(0)])
         signed = quantity if side == "BUY" else -quantity
-        if reduce_only:
+        # Hedge mode: selling the LONG side (buying the SHORT) only ever reduces it, as reduceOnly would.
+        hedge_close = position_side != "BOTH" and (position_side == "LONG") == (side == "SELL")
+        if reduce_only or hedge_close:
             if amount == 0 or (amount > 0) == (signed > 0):
                 raise Answer(400, {"code": -2022, "msg": "ReduceOnly Order is rejected."})
             quantity = min(quantity, abs(amount))
             signed = quantity if side == "BUY" else -quantity
         closing = amount != 0 and (amount > 0) != (signed > 0)
-        if not reduce_only and not closing and quantity * price < rules.min_notional:
+        if not closing and quantity * price < rules.min_notional:
             raise Answer(400, {"code": -4164, "msg": f"Order's notional must be no smaller than {rules.min_notional}"})
         opened = quantity if not closing else max(quantity - abs(amount), Decimal(0))
         if opened * price / self.leverage.get(symbol, DEFAULT_LEVERAGE) > self._available():
@@ -615,6 +623,9 @@ class FakeBinance:
         if client_id in self.algo_orders:
             raise Answer(400, {"code": -4116, "msg": "ClientOrderId is duplicated."})
         _check_precision(params["triggerPrice"], rules.tick_size)
+        self._check_position_mode(params)
+        if params.get("closePosition") == "true" and params.get("reduceOnly") == "true":
+            raise Answer(400, {"code": -1106, "msg": "Parameter 'reduceonly' sent when not required."})
         self.next_order_id += 1
         order = {"algoId": self.next_order_id, "clientAlgoId": client_id, "algoType": "CONDITIONAL",
                  "orderType": params["type"], "symbol": symbol, "side": params["side"],
@@ -624,6 +635,15 @@ class FakeBinance:
         self.algo_orders[client_id] = order
         self._push_algo(order, "NEW")
         return order
+
+    def _check_position_mode(self, params: dict) -> None:
+        """What Binance refuses of an order in the account's position mode: a positionSide that does not
+        match it (-4061), and in hedge mode any reduceOnly at all, even false (-1106)."""
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order
+        if self.hedge_mode and "reduceOnly" in params:
+            raise Answer(400, {"code": -1106, "msg": "Parameter 'reduceonly' sent when not required."})
+        if (params.get("positionSide", "BOTH") == "BOTH") == self.hedge_mode:
+            raise Answer(400, {"code": -4061, "msg": "Order's position side does not match user's setting."})
 
     def _cancel_algo_order(self, params: dict) -> dict:
         order = self.algo_orders.pop(params.get("clientAlgoId", ""), None)

@@ -7,7 +7,6 @@ orders when their price crosses, and report them as the user data stream does.""
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,6 @@ from itertools import count
 from types import SimpleNamespace
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,10 +23,11 @@ from notifications.models import Channel, Notification
 from preferences.models import StrategyPreference
 from tests.fakes.binance_server import FakeBinance
 from tests.support.queue import run_queued_jobs
+from tests.support.stream import eventually as waited_for, stream_running
 from trading import closed_first
 from trading.closed_first import Cause, gap, recorded_close, stream_connected
 from trading.exchange import ProtectiveStatus, ProtectiveUpdate, binance_stream, get_exchange, reset_exchange
-from trading.live import HEARTBEAT, protective_update_apply, stream_run
+from trading.live import HEARTBEAT, protective_update_apply
 from trading.models import (
     Execution,
     Order,
@@ -71,11 +70,7 @@ def client(committed_client, binance_settings):
 
 
 def eventually(check: Callable[[], object], within: float = 2.0) -> None:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"not within {within} s")
-        time.sleep(0.01)
+    waited_for(lambda: bool(check()), within=within)
 
 
 @pytest.fixture
@@ -84,22 +79,8 @@ def stream(binance_settings, binance_fake, monkeypatch) -> Iterator[FakeBinance]
     binance_settings.BINANCE_STREAM_URL = binance_fake.ws_url
     monkeypatch.setattr(binance_stream, "RECV_TIMEOUT", 0.2)
     reset_exchange()
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            stream_run(get_exchange(), stop)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    binance_fake.wait_for_stream()
-    eventually(stream_connected, within=3)
-    yield binance_fake
-    stop.set()
-    thread.join(timeout=5)
-    assert not thread.is_alive()
+    with stream_running(binance_fake, ready=stream_connected):
+        yield binance_fake
 
 
 def alert(client, action: str = "buy", **fields) -> Execution:

@@ -109,11 +109,9 @@ def test_it_closes_a_remainder_below_the_minimum_notional():
 
 
 def test_it_uses_position_sides_and_no_reduce_only_in_hedge_mode():
+    # Hedge mode: a sell opens the short beside the long (issue #19), it does not reverse the long.
     result = run("sell", book=Book(long=D("0.02"), hedge_mode=True), preference=Preference(leverage=5))
-    assert result.legs == (
-        Leg("close", "SELL", D("0.02"), False, "LONG"),
-        Leg("open", "SELL", D("0.111"), False, "SHORT"),
-    )
+    assert result.legs == (Leg("open", "SELL", D("0.111"), False, "SHORT"),)
 
 
 def test_it_closes_both_sides_in_hedge_mode():
@@ -309,3 +307,88 @@ def test_the_alerts_prices_win_and_a_wrong_side_price_is_refused():
     assert wanted.problems == ("no take-profit placed: its trigger 44000 is not above the long's entry 45000",)
     assert protections_for(amount=D("0"), entry=D("45000"), tick=BTC.tick_size, stop_loss_pct=D("2"),
                            take_profit_pct=D("2")).protections == ()
+
+
+# --- hedge mode (issue #19) ------------------------------------------------------------------------
+HEDGED = Book(long=D("0.2"), short=D("0.3"), hedge_mode=True)
+
+
+def hedged(action: str, *, book: Book = HEDGED, preference: Preference = Preference(leverage=5),
+           market_position: str = "", prev_market_position: str = ""):
+    intent = Intent(action=action, price=D("45000"), market_position=market_position,
+                    prev_market_position=prev_market_position)
+    return plan(intent=intent, preference=preference, book=book, rules=BTC, mark=None, equity=D("10000"))
+
+
+def test_in_hedge_mode_a_buy_adds_to_the_long_and_leaves_the_short_open():
+    result = hedged("buy")
+    assert result.legs == (Leg("add", "BUY", D("0.111"), False, "LONG"),)
+    assert result.reason == "add long 0.111; the short 0.3 stays open (hedge mode)"
+
+
+def test_in_hedge_mode_a_sell_opens_the_short_beside_the_long():
+    result = hedged("sell", book=Book(long=D("0.2"), hedge_mode=True))
+    assert result.legs == (Leg("open", "SELL", D("0.111"), False, "SHORT"),)
+    assert result.reason == "open short 0.111; the long 0.2 stays open (hedge mode)"
+
+
+def test_in_hedge_mode_an_entry_with_the_other_side_flat_says_nothing_of_it():
+    assert hedged("sell", book=Book(hedge_mode=True)).reason == "open short 0.111"
+
+
+@pytest.mark.parametrize("action, legs", [
+    ("close_long", [("SELL", "LONG", D("0.2"))]),
+    ("close_short", [("BUY", "SHORT", D("0.3"))]),
+    ("close", [("SELL", "LONG", D("0.2")), ("BUY", "SHORT", D("0.3"))]),
+])
+def test_in_hedge_mode_each_side_closes_on_its_own_without_reduce_only(action, legs):
+    result = hedged(action)
+    assert [(leg.side, leg.position_side, leg.quantity) for leg in result.legs] == legs
+    assert all(leg.purpose == "close" and not leg.reduce_only for leg in result.legs)
+
+
+@pytest.mark.parametrize("action, closed", [("sell", ("SELL", "LONG", D("0.2"))), ("buy", ("BUY", "SHORT", D("0.3")))])
+def test_in_hedge_mode_a_flat_market_position_closes_the_side_the_alert_exits(action, closed):
+    # TradingView's exit of a long is a sell reporting market_position flat: it closes the long only.
+    result = hedged(action, market_position="flat")
+    assert [(leg.side, leg.position_side, leg.quantity) for leg in result.legs] == [closed]
+
+
+def test_in_hedge_mode_a_flat_sell_with_no_long_has_nothing_to_close_and_keeps_the_short():
+    result = hedged("sell", book=Book(short=D("0.3"), hedge_mode=True), market_position="flat")
+    assert result.outcome == "nothing" and result.reason == "nothing to close: there is no long position open"
+
+
+def test_in_hedge_mode_an_alert_that_was_on_the_other_side_reverses():
+    # The strategy was long before this sell (TradingView holds one position): its long is over.
+    result = hedged("sell", prev_market_position="long")
+    assert result.legs == (Leg("close", "SELL", D("0.2"), False, "LONG"), Leg("add", "SELL", D("0.111"), False, "SHORT"))
+
+
+def test_in_hedge_mode_an_alert_that_was_flat_before_leaves_the_other_side():
+    result = hedged("sell", book=Book(long=D("0.2"), hedge_mode=True), prev_market_position="flat")
+    assert result.legs == (Leg("open", "SELL", D("0.111"), False, "SHORT"),)
+
+
+def test_in_hedge_mode_a_one_direction_strategy_exits_with_its_opposite_signal():
+    result = hedged("sell", preference=Preference(direction="long"))
+    assert result.legs == (Leg("close", "SELL", D("0.2"), False, "LONG"),)
+    assert hedged("sell", book=Book(hedge_mode=True), preference=Preference(direction="long")).outcome == "filtered"
+
+
+def test_in_hedge_mode_a_refused_open_does_not_touch_the_other_side():
+    result = hedged("sell", preference=Preference(opens_refused="the kill switch is on"))
+    assert result.outcome == "refused" and result.legs == ()
+
+
+def test_in_hedge_mode_the_position_cap_counts_the_sides_own_size():
+    # 0.111 more long at 45,000 = 4,995 USDT: the short's 0.3 (13,500 USDT) is another position.
+    assert hedged("buy", book=Book(short=D("0.3"), hedge_mode=True),
+                  preference=Preference(leverage=5, max_position_usdt=D("4995"))).outcome == "trade"
+    assert hedged("buy", book=Book(long=D("0.001"), short=D("0.3"), hedge_mode=True),
+                  preference=Preference(leverage=5, max_position_usdt=D("4995"))).outcome == "refused"
+
+
+def test_in_hedge_mode_an_alert_from_either_held_side_is_no_mismatch():
+    assert hedged("buy", prev_market_position="long").mismatch == ""
+    assert "long and short" in hedged("buy", prev_market_position="flat").mismatch

@@ -70,12 +70,11 @@ def test_a_trading_lock_fails_with_when_it_ends(binance_settings, binance_fake):
                                 "no order goes out until then")
 
 
-def test_hedge_mode_is_a_warning_that_says_how_to_switch(binance_settings, binance_fake):
+def test_hedge_mode_is_said_as_supported(binance_settings, binance_fake):
     binance_fake.hedge_mode = True
     passed, lines = check()
-    assert passed  # a warning does not fail the check
-    assert lines["position mode"].startswith("WARNING hedge mode: Alsa Trade is built for one-way mode")
-    assert "Position Mode" in lines["position mode"]
+    assert passed
+    assert lines["position mode"].startswith("OK hedge mode, supported: a buy opens or adds the long")
 
 
 def test_multi_assets_mode_is_a_warning(binance_settings, binance_fake):
@@ -134,13 +133,13 @@ def test_the_paper_exchange_passes_and_says_it_is_paper(settings):
 
 
 def test_health_shows_the_lines_to_staff_only(binance_settings, binance_fake, client, admin_client):
-    binance_fake.hedge_mode = True
+    binance_fake.multi_assets = True
     anonymous = client.get("/health").json()
     assert "exchange_setup" not in anonymous
     setup = admin_client.get("/health").json()["exchange_setup"]
     assert setup["ok"] is True  # a warning only
-    position_mode = next(line for line in setup["lines"] if line["name"] == "position mode")
-    assert position_mode["state"] == "warning" and position_mode["text"].startswith("hedge mode")
+    multi_assets = next(line for line in setup["lines"] if line["name"] == "multi-assets mode")
+    assert multi_assets["state"] == "warning" and multi_assets["text"].startswith("on: margin is shared")
     binance_fake.key_refused = True
     reads = len(binance_fake.requests_to("/fapi/v1/accountConfig"))
     assert admin_client.get("/health").json()["exchange_setup"]["ok"] is True  # cached for a minute

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +22,7 @@ from preferences.models import StrategyPreference
 from tests.fakes.binance_server import API_SECRET, FakeBinance
 from tests.support.cluster import worker_env
 from tests.support.queue import queued_jobs, run_queued_jobs
+from tests.support.stream import eventually, stream_running
 from trading.exchange import binance_stream, get_exchange, reset_exchange
 from trading.live import HEARTBEAT, stream_run
 from trading.models import Execution, Order, Position, ProtectiveOrder, WorkerHeartbeat
@@ -31,16 +32,6 @@ D = Decimal
 PASSPHRASE = "test-passphrase-0123456789"
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def eventually(check: Callable[[], bool], within: float = 1.0) -> float:
-    """Seconds until `check()` held; fails if it did not within `within` seconds."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"not within {within} s")
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -54,22 +45,8 @@ def stream_settings(binance_settings, binance_fake, monkeypatch):
 @pytest.fixture
 def stream(stream_settings, binance_fake) -> Iterator[FakeBinance]:
     """`stream_run` in a thread, as `manage.py userstream` runs it, connected to the fake."""
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            stream_run(get_exchange(), stop)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    binance_fake.wait_for_stream()
-    eventually(lambda: WorkerHeartbeat.objects.filter(name=HEARTBEAT).exists(), within=3)
-    yield binance_fake
-    stop.set()
-    thread.join(timeout=5)
-    assert not thread.is_alive()
+    with stream_running(binance_fake):
+        yield binance_fake
 
 
 @pytest.fixture

@@ -100,7 +100,8 @@ def test_it_lists_every_strategy_with_its_settings(trader_client, strategy, djan
     assert response.status_code == 200
     page = response.content.decode()
     assert [row.name for row in response.context["strategies"]] == ["ALSAPRO 1", "ALSAPRO 2"]
-    for text in ("BTCUSDT, ETHUSDT", "3×", "25 %", "Enabled", "Disabled", "Short only", "Isolated", "quantity when it has one, else allocation"):
+    for text in ("BTCUSDT, ETHUSDT", "3×", "25 %", "Enabled", "Disabled", "Short only", "Isolated",
+                 "quantity when it has one, else allocation"):
         assert text in page, text
     assert "25.0000" not in page
     assert 'href="/ui/strategies/new/"' not in page  # a reader may not add one

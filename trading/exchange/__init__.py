@@ -106,7 +106,8 @@ def get_exchange() -> Exchange:
         )
     from trading.exchange.paper import PaperExchange
 
-    return PaperExchange(starting_balance=settings.PAPER_BALANCE, taker_fee=settings.PAPER_TAKER_FEE)
+    return PaperExchange(starting_balance=settings.PAPER_BALANCE, taker_fee=settings.PAPER_TAKER_FEE,
+                         hedge_mode=settings.PAPER_HEDGE_MODE)
 
 
 def reset_exchange() -> None:

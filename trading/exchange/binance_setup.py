@@ -83,9 +83,8 @@ def _locks(indicators: dict[str, Any]) -> list[str]:
 def _position_mode_line(hedge: bool) -> SetupLine:
     if not hedge:
         return SetupLine("position mode", OK, "one-way, as Alsa Trade trades")
-    return SetupLine("position mode", WARNING, "hedge mode: Alsa Trade is built for one-way mode (one position per symbol); "
-                                               "switch to One-way in Binance → Futures → Preferences → Position Mode, "
-                                               "with no position or order open")
+    return SetupLine("position mode", OK, "hedge mode, supported: a buy opens or adds the long and a sell the short, "
+                                          "each side closed on its own (close_long, close_short; close closes both)")
 
 
 def _multi_assets_line(multi_assets: bool) -> SetupLine:

@@ -4,6 +4,7 @@ It fills market orders at once at the order's price hint (the signal's price) or
 price seen for the symbol, charges a taker fee, and keeps wallet balance, positions, entry prices
 and realized P&L in PaperAccount/PaperPosition/PaperOrder rows, so it survives restarts and is
 shared by every worker process. It refuses what Binance would refuse, with Binance's codes.
+In hedge mode (PAPER_HEDGE_MODE) it keeps a LONG and a SHORT position per symbol, as Binance does.
 """
 
 import time
@@ -58,9 +59,10 @@ class PaperExchange:
     name = "paper"
     account_id = "paper"
 
-    def __init__(self, *, starting_balance: Decimal, taker_fee: Decimal) -> None:
+    def __init__(self, *, starting_balance: Decimal, taker_fee: Decimal, hedge_mode: bool = False) -> None:
         self.starting_balance = starting_balance
         self.taker_fee = taker_fee
+        self.hedge_mode = hedge_mode
 
     # --- orders ---------------------------------------------------------------------------------
     def order_stamp(self) -> int:
@@ -78,6 +80,7 @@ class PaperExchange:
                 # A resend of an order that already filled: answer as a lookup would.
                 return _result(existing)
             price = self.get_mark_price(order.symbol)
+            self._check_position_mode(order)
             account = self._account(lock=True)
             position = self._position(order.symbol, order.position_side, lock=True)
             quantity = self._checked_quantity(order, rules, position, price)
@@ -91,17 +94,29 @@ class PaperExchange:
                 f"quantity {quantity} does not fit {order.symbol}'s step of {rules.step_size}", code="-1111"
             )
         signed = quantity if order.side == "BUY" else -quantity
-        if order.reduce_only:
+        reduces = order.reduce_only or _hedge_close(order)
+        if reduces:
             # Binance refuses a reduce-only order that would open or grow a position, and trims
-            # one larger than the position to the position's size.
+            # one larger than the position to the position's size; in hedge mode, so every order
+            # that sells the LONG side or buys the SHORT.
             if position.amount == 0 or (position.amount > 0) == (signed > 0):
                 raise NothingToReduce("reduce-only order refused: there is no opposite position to reduce", code="-2022")
             quantity = min(quantity, abs(position.amount))
-        problem = rules.violation(quantity, price, reduce_only=order.reduce_only)
+        problem = rules.violation(quantity, price, reduce_only=reduces)
         if problem:
             code = "-4164" if "order value" in problem else "-4003" if "below" in problem else "-4005"
             raise PermanentError(problem, code=code)
         return quantity
+
+    def _check_position_mode(self, order: OrderRequest) -> None:
+        """As Binance: reduceOnly has no place in hedge mode (-1106), and the order's position side must
+        be the mode's (-4061)."""
+        if self.hedge_mode and order.reduce_only:
+            raise PermanentError("an order parameter was sent that this order type does not take: reduceOnly in "
+                                 "hedge mode", code="-1106")
+        if (order.position_side == "BOTH") == self.hedge_mode:
+            raise PermanentError("the order's position side does not match the account's position mode (one-way/hedge)",
+                                 code="-4061")
 
     def _check_margin(
         self, order: OrderRequest, account: PaperAccount, position: PaperPosition, quantity: Decimal, price: Decimal
@@ -151,16 +166,22 @@ class PaperExchange:
         return None if paper_order is None else _result(paper_order)
 
     # --- account settings -----------------------------------------------------------------------
+    # The symbol's settings live on its BOTH row; a LONG/SHORT row (hedge mode) carries a copy, as
+    # Binance's leverage and margin type are per symbol, whatever the position mode.
     def set_leverage(self, symbol: str, leverage: int) -> None:
         self.get_symbol_rules(symbol)
         PaperPosition.objects.update_or_create(symbol=symbol, position_side="BOTH", defaults={"leverage": leverage})
+        if self.hedge_mode:
+            PaperPosition.objects.filter(symbol=symbol).exclude(position_side="BOTH").update(leverage=leverage)
 
     def set_margin_type(self, symbol: str, margin_type: str) -> None:
         self.get_symbol_rules(symbol)
         PaperPosition.objects.update_or_create(symbol=symbol, position_side="BOTH", defaults={"margin_type": margin_type})
+        if self.hedge_mode:
+            PaperPosition.objects.filter(symbol=symbol).exclude(position_side="BOTH").update(margin_type=margin_type)
 
     def is_hedge_mode(self) -> bool:
-        return False
+        return self.hedge_mode
 
     def get_symbol_settings(self, symbols: Collection[str]) -> dict[str, SymbolSettings]:
         """As set (a test may change a row, as someone would in Binance's app), else Binance's default."""
@@ -178,7 +199,8 @@ class PaperExchange:
             SetupLine("clock", ok, "paper exchange: it keeps this server's time"),
             SetupLine("API key", ok, "paper exchange: no API key is used"),
             SetupLine("trading", ok, "paper exchange: always open to orders"),
-            SetupLine("position mode", ok, "paper exchange: one-way"),
+            SetupLine("position mode", ok, "paper exchange: hedge mode (PAPER_HEDGE_MODE), supported" if self.hedge_mode
+                      else "paper exchange: one-way"),
             SetupLine("multi-assets mode", ok, "paper exchange: single-asset, USDT"),
         ]
         if not symbols:
@@ -276,7 +298,8 @@ class PaperExchange:
             held = abs(position.amount)
             if held and (position.amount > 0) == (protective.side == "SELL"):
                 request = OrderRequest(symbol=protective.symbol, side=protective.side, quantity=held,
-                                       client_order_id=f"{TRIGGER_PREFIX}{protective.pk}", reduce_only=True,
+                                       client_order_id=f"{TRIGGER_PREFIX}{protective.pk}",
+                                       reduce_only=protective.position_side == "BOTH",
                                        position_side=protective.position_side)
                 self._fill(request, self._account(lock=True), position, held, price)
             PaperProtective.objects.filter(pk=protective.pk).update(status="triggered")
@@ -315,9 +338,18 @@ class PaperExchange:
 
     def _position(self, symbol: str, position_side: str, *, lock: bool = False) -> PaperPosition:
         queryset = PaperPosition.objects.select_for_update() if lock else PaperPosition.objects
-        position, _ = queryset.get_or_create(
-            symbol=symbol, position_side=position_side, defaults={"leverage": DEFAULT_LEVERAGE}
-        )
+        if position_side == "BOTH":
+            position, _ = queryset.get_or_create(
+                symbol=symbol, position_side=position_side, defaults={"leverage": DEFAULT_LEVERAGE}
+            )
+            return position
+        position = queryset.filter(symbol=symbol, position_side=position_side).first()
+        if position is None:
+            settings = self.get_symbol_settings([symbol])[symbol]  # a new side takes the symbol's settings
+            position, _ = queryset.get_or_create(
+                symbol=symbol, position_side=position_side,
+                defaults={"leverage": settings.leverage, "margin_type": settings.margin_type},
+            )
         return position
 
     def _open_positions(self) -> list[PaperPosition]:
@@ -346,6 +378,11 @@ def _paper_symbol_line(symbol: str) -> SetupLine:
         return SetupLine(symbol, CheckState.FAILED, f"{symbol} is not among the paper exchange's bundled perpetuals: "
                                                     "it refuses its orders; correct or remove it in the strategy's products")
     return SetupLine(symbol, CheckState.OK, f"{symbol}: paper exchange, a bundled perpetual")
+
+
+def _hedge_close(order: OrderRequest) -> bool:
+    """In hedge mode an order that sells the LONG side or buys the SHORT only ever reduces it."""
+    return order.position_side != "BOTH" and (order.position_side == "LONG") == (order.side == "SELL")
 
 
 def _crossed(protective: PaperProtective, price: Decimal) -> bool:
