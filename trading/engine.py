@@ -142,7 +142,9 @@ def plan(*, intent: Intent, preference: Preference, book: Book, rules: SymbolRul
          mark: Decimal | None, equity: Decimal | None) -> Plan:
     """`mark` is the exchange's mark price, when known: entries are checked and sized against it."""
     side = entry_side(intent)
-    if side is not None and _syncs_to_size(intent, preference, book):
+    if partial_exit(intent):
+        decided = _plan_reduce(intent, preference, book, rules)
+    elif side is not None and _syncs_to_size(intent, preference, book):
         decided = _plan_to_target(side, intent, preference, book, rules, mark)
     elif side is None:
         decided = _plan_close(intent.action, book, rules)
@@ -174,9 +176,47 @@ def entry_side(intent: Intent) -> str | None:
     "flat" is TradingView's exit order: it closes the position rather than opening the other side."""
     if intent.action in ("close", "close_long", "close_short"):
         return None
-    if intent.market_position == "flat":
+    if intent.market_position == "flat" or partial_exit(intent):
         return None
     return "long" if intent.action == "buy" else "short"
+
+
+def partial_exit(intent: Intent) -> bool:
+    """A sell after which the strategy is still long (or a buy after which it is still short) is
+    TradingView's partial exit: it reduces the position, it never opens the other side."""
+    return (intent.action, intent.market_position) in (("sell", "long"), ("buy", "short"))
+
+
+def _plan_reduce(intent: Intent, preference: Preference, book: Book, rules: SymbolRules) -> Plan:
+    """Our part of a partial exit. With the alert's position after it ({{strategy.position_size}}) the
+    same share of our position as of the strategy's, whatever our sizing; else the alert's quantity
+    when the strategy trades the alert's quantities; else nothing can say how much, and nothing is sent."""
+    held_side = "long" if intent.action == "sell" else "short"
+    held = _held(book, held_side)
+    if held <= 0:
+        return Plan(Outcome.NOTHING, f"nothing to reduce: the alert reduces the strategy's {held_side}, and there is "
+                                     f"no {held_side} position open")
+    if intent.quantity and intent.position_size is not None:
+        before = abs(intent.position_size) + intent.quantity
+        share = intent.quantity / before
+        quantity = rules.round_quantity(held * share)
+        how = (f"{plain(intent.quantity)} of the strategy's {plain(before)} ({plain((share * HUNDRED).quantize(CENT))} %) "
+               f"of our {held_side} {plain(held)}")
+    elif intent.quantity and uses_alert_quantity(intent, preference) and intent.quantity_type in ("", "contracts"):
+        quantity, how = rules.round_quantity(min(intent.quantity, held)), "the alert's quantity"
+    else:
+        return Plan(Outcome.REFUSED, f"no order sent: a partial exit of the strategy's {held_side} (a {intent.action} "
+                                     f"that leaves it {intent.market_position}), and nothing says how much of our "
+                                     f"{held_side} {plain(held)} it is: add \"position_size\": {{{{strategy.position_size}}}} "
+                                     f"to the alert")
+    if quantity <= 0:
+        return Plan(Outcome.NOTHING, f"nothing to reduce: {how} is less than one step ({plain(rules.step_size)})")
+    quantity = min(quantity, held)
+    part = Book(long=quantity, hedge_mode=book.hedge_mode) if held_side == "long" else Book(
+        short=quantity, hedge_mode=book.hedge_mode)
+    verb = "close" if quantity == held else "reduce"
+    return Plan(Outcome.TRADE, f"{verb} {held_side} {plain(held)} by {plain(quantity)}: partial exit, {how}",
+                tuple(_close_legs(held_side, part, rules)))
 
 
 def _plan_close(action: str, book: Book, rules: SymbolRules) -> Plan:

@@ -122,9 +122,11 @@ def _locked(account: str) -> OrderBudget:
 
 
 def _database_clock() -> RawSQL:
-    """The database's clock in epoch seconds, read with the row: hosts whose clocks differ agree."""
+    """The database's clock in epoch seconds, read with the row: hosts whose clocks differ agree. On
+    PostgreSQL clock_timestamp(), which a row lock waited for is read after (the row is fetched again):
+    the statement's own timestamp would predate the wait, and the last grant then look in the future."""
     if connection.vendor == "postgresql":
-        return RawSQL("EXTRACT(EPOCH FROM STATEMENT_TIMESTAMP())::float8", [], output_field=FloatField())
+        return RawSQL("EXTRACT(EPOCH FROM clock_timestamp())::float8", [], output_field=FloatField())
     if connection.vendor == "sqlite":
         return RawSQL("(julianday('now') - 2440587.5) * 86400.0", [], output_field=FloatField())
     return RawSQL("%s", [time.time()], output_field=FloatField())

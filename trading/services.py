@@ -257,7 +257,7 @@ def _legs_execute(execution: Execution, plan: Plan, signal: Signal, exchange: Ex
         execution.sent_at = execution.sent_at or order.sent_at
         execution.acknowledged_at = execution.acknowledged_at or orders[-1].acknowledged_at
     if mandate.budget_waited:  # a burst larger than the exchange's rate limits: say what it cost
-        execution.decision = {**execution.decision, "order_budget": f"waited {mandate.budget_waited:.1f} s for the order budget"}
+        execution.decision = {**execution.decision, "order_budget": f"waited {mandate.budget_waited:.2f} s for the order budget"}
         execution.save(update_fields=["decision"])
     return orders
 

@@ -228,3 +228,65 @@ def test_it_says_the_sizing_in_force_on_the_strategy_page():
     assert allocation.sizing_summary() == (
         "12.5 % of equity × 1× leverage; an alert's quantity is ignored; positions capped at 500 USDT.")
     assert "every open is refused" in StrategyPreference(sizing="risk").sizing_summary()
+
+
+# --- partial exits: a sell that leaves the strategy long reduces, never reverses ---------------------
+def exit_part(action: str = "sell", *, held: Book, market_position: str = "long", quantity: str | None = "0.05",
+              position_size: str | None = "0.05", preference: Preference = Preference()):
+    intent = Intent(action=action, quantity=D(quantity) if quantity else None, market_position=market_position,
+                    position_size=D(position_size) if position_size is not None else None, price=D(50000))
+    return plan(intent=intent, preference=preference, book=held, rules=BTC, mark=None, equity=D(10000))
+
+
+def test_it_reduces_our_position_by_the_strategys_share_on_a_partial_exit():
+    # the strategy sold 0.05 of its 0.1 (half): we sell half of our 0.111, rounded down
+    result = exit_part(held=Book(long=D("0.111")))
+    assert result.legs == (Leg("close", "SELL", D("0.055"), True, "BOTH"),)
+    assert result.reason.startswith("reduce long 0.111 by 0.055: partial exit")
+
+
+def test_it_reduces_a_short_on_a_buy_that_leaves_the_strategy_short():
+    result = exit_part("buy", held=Book(short=D("0.2")), market_position="short", quantity="0.1", position_size="-0.3")
+    assert result.legs == (Leg("close", "BUY", D("0.05"), True, "BOTH"),)
+
+
+def test_it_closes_all_when_the_share_rounds_to_the_whole_position():
+    result = exit_part(held=Book(long=D("0.002")), quantity="0.0999", position_size="0.0001")
+    assert result.legs[0].quantity == D("0.001") and result.reason.startswith("reduce")
+    everything = exit_part(held=Book(long=D("0.002")), quantity="0.1", position_size="0")
+    assert everything.legs[0].quantity == D("0.002") and everything.reason.startswith("close long")
+
+
+def test_it_sends_nothing_for_a_share_below_one_step():
+    result = exit_part(held=Book(long=D("0.001")), quantity="0.01", position_size="0.09")
+    assert result.outcome == "nothing" and "less than one step" in result.reason
+
+
+def test_it_reduces_by_the_alerts_quantity_without_its_position_size_when_it_trades_the_alerts_quantities():
+    result = exit_part(held=Book(long=D("0.1")), quantity="0.03", position_size=None)
+    assert result.legs[0].quantity == D("0.03")
+
+
+def test_it_refuses_a_partial_exit_it_cannot_size_rather_than_guess():
+    result = exit_part(held=Book(long=D("0.1")), position_size=None, preference=Preference(sizing="allocation"))
+    assert result.outcome == "refused" and "strategy.position_size" in result.reason
+
+
+def test_it_has_nothing_to_reduce_when_flat():
+    result = exit_part(held=Book())
+    assert result.outcome == "nothing" and "no long position open" in result.reason
+
+
+def test_it_reduces_one_side_in_hedge_mode():
+    result = exit_part(held=Book(long=D("0.1"), short=D("0.3"), hedge_mode=True))
+    assert result.legs == (Leg("close", "SELL", D("0.05"), False, "LONG"),)
+
+
+def test_it_partially_exits_through_the_webhook_without_opening_a_short(db, webhook, binance_fake):
+    strategy()
+    webhook(quantity="0.004", market_position="long", position_size="0.004")
+    execution = webhook(action="sell", quantity="0.002", market_position="long", position_size="0.002")
+    assert execution.status == "filled", execution.reason
+    sent = [(r.params["side"], r.params["quantity"], r.params.get("reduceOnly"))
+            for r in binance_fake.requests_to("/fapi/v1/order", "POST")]
+    assert sent == [("BUY", "0.004", None), ("SELL", "0.002", "true")]

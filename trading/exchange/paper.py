@@ -343,13 +343,14 @@ class PaperExchange:
                 symbol=symbol, position_side=position_side, defaults={"leverage": DEFAULT_LEVERAGE}
             )
             return position
-        position = queryset.filter(symbol=symbol, position_side=position_side).first()
-        if position is None:
-            settings = self.get_symbol_settings([symbol])[symbol]  # a new side takes the symbol's settings
-            position, _ = queryset.get_or_create(
-                symbol=symbol, position_side=position_side,
-                defaults={"leverage": settings.leverage, "margin_type": settings.margin_type},
-            )
+        found = queryset.filter(symbol=symbol, position_side=position_side).first()
+        if found is not None:
+            return found
+        settings = self.get_symbol_settings([symbol])[symbol]  # a new side takes the symbol's settings
+        position, _ = queryset.get_or_create(
+            symbol=symbol, position_side=position_side,
+            defaults={"leverage": settings.leverage, "margin_type": settings.margin_type},
+        )
         return position
 
     def _open_positions(self) -> list[PaperPosition]:
