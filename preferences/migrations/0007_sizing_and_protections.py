@@ -46,8 +46,6 @@ class Migration(migrations.Migration):
             model_name='strategypreference',
             name='sizing_valid',
         ),
-        # Undone just before sizing_valid comes back (operations reverse in reverse order).
-        migrations.RunPython(migrations.RunPython.noop, sizing_known_to_old_code, elidable=False),
         migrations.AddField(
             model_name='historicalstrategypreference',
             name='cooldown_after_loss',
@@ -157,4 +155,6 @@ class Migration(migrations.Migration):
             model_name='strategypreference',
             constraint=models.CheckConstraint(condition=models.Q(('sizing__in', ['auto', 'allocation', 'signal', 'risk'])), name='sizing_valid_v2'),
         ),
+        # Last, so that going back it runs first: before passphrase_hash narrows and sizing_valid returns.
+        migrations.RunPython(migrations.RunPython.noop, sizing_known_to_old_code, elidable=False),
     ]
