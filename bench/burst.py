@@ -83,7 +83,7 @@ if settings.Q_CLUSTER.get('redis'):
         client.delete(key)
 """
 PENDING_SQL = "SELECT COUNT(*) FROM trading_signal WHERE status IN ('queued', 'executing')"
-EXECUTIONS_SQL = "SELECT signal_id, status, sent_at, decision FROM trading_execution WHERE signal_id >= {first}"
+EXECUTIONS_SQL = "SELECT signal_id, status, sent_at, decision, received_at FROM trading_execution WHERE signal_id >= {first}"
 WARMUP_TIMEOUT = 120.0
 DRAIN_TIMEOUT = 120.0
 KINDS = ("web", "workers", "postgres", "redis")  # the deployment's processes; "load + fake" is this one
@@ -102,6 +102,7 @@ class Run:
     alerts: list[Alert]
     to_exchange: list[float] = field(default_factory=list)  # s, per alert: posted → order at the exchange
     to_sent: list[float] = field(default_factory=list)  # s: posted → order left the worker
+    receipt_to_sent: list[float] = field(default_factory=list)  # s: the webhook's receipt → order left the worker
     last: float = math.nan  # s: first alert posted → last order at the exchange
     cpu_ms: dict[str, float] = field(default_factory=dict)  # per alert, per kind of process
     rss_mib: dict[str, list[float]] = field(default_factory=dict)
@@ -291,6 +292,7 @@ def measure(fake: FakeBinance, peek: Peek, run: Run, first_signal: int) -> None:
             continue
         run.to_exchange.append(arrivals[alert.signal] - alert.posted)
         run.to_sent.append(_epoch(row[2]) - alert.posted)
+        run.receipt_to_sent.append(_epoch(row[2]) - _epoch(row[4]))
         decision = row[3] if isinstance(row[3], dict) else json.loads(row[3] or "{}")
         run.waited += "order_budget" in decision
     if run.to_exchange:
@@ -369,7 +371,8 @@ def report_run(broker: str, number: int, args: argparse.Namespace, run: Run, bus
     limit = args.rtt + run.deployment_cpu_ms() / 1000 * args.alerts / cores
     print(f"[{broker} #{number}] send → order at the exchange p50 {percentile(ex, 50):.2f} / p99 {percentile(ex, 99):.2f} "
           f"/ max {max(ex):.2f} s; → order sent p50 {percentile(sent, 50):.2f} / p99 {percentile(sent, 99):.2f} s; "
-          f"last order {run.last:.2f} s after the first alert; {args.alerts / run.last:.0f} orders/s")
+          f"last order {run.last:.2f} s after the first alert; {args.alerts / run.last:.0f} orders/s; receipt → order "
+          f"sent p50 {percentile(run.receipt_to_sent, 50) * 1000:.1f} / p99 {percentile(run.receipt_to_sent, 99) * 1000:.1f} ms")
     print(f"[{broker} #{number}]   CPU per alert: " + ", ".join(f"{kind} {ms:.1f} ms" for kind, ms in run.cpu_ms.items())
           + f"; deployment {run.deployment_cpu_ms():.1f} ms")
     print(f"[{broker} #{number}]   physical limit {args.rtt:.2f} + {run.deployment_cpu_ms():.1f} ms × {args.alerts} ÷ {cores} "

@@ -22,8 +22,10 @@ class StrategyPreferenceAdmin(SimpleHistoryAdmin, DisplayAdmin):
     fieldsets = [
         (None, {"fields": ["name", "enabled", "products", "notes"]}),
         ("Trading", {"fields": ["direction", "sizing", "allocation_pct", "leverage", "margin_type", "price_tolerance_pct"]}),
-        ("Protection and risk", {"fields": ["stop_loss", "take_profit", "max_daily_loss", "max_open_positions",
-                                      "halted_until", "sync_to_alert"]}),
+        ("Protection and risk", {"fields": ["stop_loss", "take_profit", "take_profit_ladder", "breakeven_after",
+                                            "breakeven_to", "trailing_stop",
+                                            "max_daily_loss", "max_open_positions", "max_adds", "halted_until",
+                                            "sync_to_alert"]}),
         ("Protections", {"fields": ["cooldown_after_loss", "max_trades_per_day", "loss_streak_limit", "max_drawdown_pct",
                                     "drawdown_locked_at", "trading_hours"]}),
         ("Webhook", {"fields": ["new_passphrase", "clear_passphrase", "max_signal_age"]}),

@@ -39,9 +39,13 @@ PREFERENCE_TYPES = {
     "max_position_usdt": "max_position_usdt",
     "max_daily_loss": "max_daily_loss",
     "max_open_positions": "max_open_positions",
+    "max_adds": "max_adds",
     "sync_to_alert": "sync_to_alert",
     "stop_loss": "stop_loss",
     "take_profit": "take_profit",
+    "trailing_stop": "trailing_stop",
+    "breakeven_after": "breakeven_after",
+    "breakeven_to": "breakeven_to",
     "cooldown_after_loss": "cooldown_after_loss",
     "max_trades_per_day": "max_trades_per_day",
     "loss_streak_limit": "loss_streak_limit",
@@ -58,11 +62,11 @@ class PreferenceSerializer(AmountModelSerializer):
     class Meta:
         model = StrategyPreference
         fields = [
-            "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct",
-            "risk_pct", "max_position_usdt", "price_tolerance_pct", "stop_loss", "take_profit", "max_daily_loss",
-            "max_open_positions", "sync_to_alert", "halted_until", "cooldown_after_loss", "max_trades_per_day",
-            "loss_streak_limit", "max_drawdown_pct", "drawdown_locked_at", "trading_hours", "max_signal_age",
-            "has_own_passphrase", "updated_at",
+            "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct", "risk_pct",
+            "max_position_usdt", "price_tolerance_pct", "stop_loss", "take_profit", "take_profit_ladder", "breakeven_after",
+            "breakeven_to", "trailing_stop", "max_daily_loss", "max_open_positions", "max_adds", "sync_to_alert", "halted_until",
+            "cooldown_after_loss", "max_trades_per_day", "loss_streak_limit", "max_drawdown_pct", "drawdown_locked_at",
+            "trading_hours", "max_signal_age", "has_own_passphrase", "updated_at",
         ]
         read_only_fields = fields
 
@@ -80,7 +84,10 @@ class PreferenceChangeSerializer(serializers.Serializer):
         "strategy: true/false · direction: long/short/both · leverage: 1–125 · allocation: 0 < x ≤ 100 (% of equity) · "
         "margin: cross/isolated · sizing: auto/allocation/signal/risk · risk_pct: 0 < x ≤ 100 or null · "
         "max_position_usdt: USDT or null · stop_loss, take_profit: % from entry, 0 or null off · "
-        "max_daily_loss: USDT or null · max_open_positions: ≥ 1 or null · sync_to_alert: true/false · "
+        'take_profit: also a ladder, [{"pct": 2, "share": 50}, …] (up to 5, shares sum to 100) · '
+        "breakeven_after: a ladder level 1–5 or null · breakeven_to: entry/previous_tp · "
+        'trailing_stop: {"callback": 0.1–10, "activation_pct": % from entry} or null · '
+        "max_daily_loss: USDT or null · max_open_positions: ≥ 1 or null · max_adds: ≥ 0 or null · sync_to_alert: true/false · "
         "cooldown_after_loss: minutes or null · max_trades_per_day: ≥ 1 or null · loss_streak_limit: ≥ 1 or null · "
         "max_drawdown_pct: 0 < x ≤ 100 or null · trading_hours: e.g. \"mon-fri 07:00-21:00\" (UTC) or \"\" · "
         "drawdown_lock: null/false lifts the lock, true locks now"
@@ -183,6 +190,8 @@ def bound_form(preference: StrategyPreference, *, kind: str, field: str, value: 
     # A page posts the value it showed beside a lock field ("initial-…"): here what was shown is the row itself.
     data = {**current, **{f"initial-{name}": shown for name, shown in current.items()}}
     data[field] = form_value(kind, value)
+    if kind == "take_profit":  # a number is one take-profit, a list a ladder: setting one clears the other
+        data["take_profit"], data["take_profit_ladder"] = (None, value) if isinstance(value, list) else (value, None)
     return StrategyPreferenceForm(data=data, instance=preference)
 
 
@@ -212,4 +221,6 @@ def errors_by_type(form: StrategyPreferenceForm, *, kind: str, field: str) -> di
     """The form's errors under the API's words: the changed field under its type, the name under
     `strategy` (the body's key for it)."""
     rename = {field: kind, "name": "strategy", "__all__": "non_field_errors"}
+    if kind == "take_profit":
+        rename["take_profit_ladder"] = kind
     return {rename.get(name, name): [str(message) for message in messages] for name, messages in form.errors.items()}

@@ -3,7 +3,7 @@ in the OpenAPI schema (alsatrade/openapi.py) and enforced here before the form s
 
 So a value the schema refuses is a 400, and one it allows reaches the admin's form, which may still
 refuse it for the state of things (a symbol the exchange does not list, a window that starts where
-it ends): a 400 too, naming it (schemathesis.toml tells `st run` so for those two types). Most
+it ends): a 400 too, naming it (schemathesis.toml tells `st run` so for those types). Most
 schemas follow the model field (bounds from its validators, null from `null=True`); the types whose
 JSON is not the field's value are spelled out.
 
@@ -58,6 +58,26 @@ SPELLED_OUT: dict[str, dict[str, Any]] = {
     "drawdown_lock": {
         "description": "null or false (also as a string) lifts the lock, true locks now",
         "oneOf": [{"type": "boolean", "nullable": True}, BOOLEAN_WORD],
+    },
+    "take_profit": {
+        "description": 'a take-profit, % from the entry (a number from 0 to 1000, 0 or null: none); or a ladder of 1 to '
+        '5 levels, [{"pct": 2, "share": 50}, {"pct": 4, "share": 50}]: each pct above 0 and at most 1000, nearest '
+        "first, each share above 0 and at most 100 (% of the position), the shares summing to 100",
+        "oneOf": [
+            {"type": "number", "minimum": 0, "maximum": 1000, "nullable": True},
+            {"type": "array", "minItems": 1, "maxItems": 5, "items": {
+                "type": "object", "required": ["pct", "share"], "additionalProperties": False,
+                "properties": {"pct": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1000},
+                               "share": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 100}}}},
+        ],
+    },
+    "trailing_stop": {
+        "description": 'a trailing stop, {"callback": 1.0, "activation_pct": 2}: callback 0.1 to 10 (%, in steps of '
+        "0.1, Binance's range) from the best price since activation, activation_pct 0 to 100 (% from the entry; "
+        "left out or 0: at once); or null, none",
+        "type": "object", "nullable": True, "required": ["callback"], "additionalProperties": False,
+        "properties": {"callback": {"type": "number", "minimum": 0.1, "maximum": 10},
+                       "activation_pct": {"type": "number", "minimum": 0, "maximum": 100, "nullable": True}},
     },
     "trading_hours": {
         "description": 'UTC windows, e.g. "mon-fri 07:00-21:00, sun 18:00-23:59"; "": always',

@@ -77,6 +77,32 @@ class StrategyPreference(models.Model):
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000"))],
         help_text="A take-profit this percent from the entry fill price. Empty or 0: none (an alert's `tp` still places one).",
     )
+    # A JSON column beside `take_profit` rather than a change of its type: old code beside it reads the number.
+    take_profit_ladder = models.JSONField(
+        null=True, blank=True, default=None,
+        help_text='Take-profit levels instead of one: [{"pct": "2", "share": "50"}, …], up to 5, each a percent from the '
+        "entry and a share of the position (shares sum to 100). Empty: the single take-profit %.",
+    )
+    class BreakevenTo(models.TextChoices):
+        ENTRY = "entry", "The entry price plus the fees paid"
+        PREVIOUS_TP = "previous_tp", "The previous take-profit level's price"
+
+    breakeven_after = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="After this take-profit ladder level fills (or a later one), the stop-loss moves to breakeven. "
+        "Empty: it stays.",
+    )
+    breakeven_to = models.CharField(
+        max_length=11, choices=BreakevenTo.choices, default=BreakevenTo.ENTRY, db_default=BreakevenTo.ENTRY,
+        help_text="Where the stop moves: the entry price plus the fees paid, or the price of the level before the one "
+        "that filled (the entry's for level 1).",
+    )
+    trailing_stop = models.JSONField(
+        null=True, blank=True, default=None,
+        help_text='A trailing stop placed after each entry: {"callback": "1", "activation_pct": "2"}, callback '
+        "0.1–10 % from the best price since activation, activation this percent from the entry (empty: at once). "
+        "Empty: none (an alert's `trail` still places one).",
+    )
     max_daily_loss = models.DecimalField(
         "max daily loss (USDT)",
         max_digits=28,
@@ -90,6 +116,11 @@ class StrategyPreference(models.Model):
     max_open_positions = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="Open positions across the strategy's symbols beyond which no new one is opened. Empty: no limit.",
+    )
+    max_adds = models.PositiveSmallIntegerField(
+        null=True, blank=True,
+        help_text="Same-direction adds to an open position, counted since it opened; further adds are refused. "
+        "0: none. Empty: no limit.",
     )
     sync_to_alert = models.BooleanField(
         default=False,

@@ -35,7 +35,8 @@ SECTIONS = (
         "price_tolerance_pct",
     )),
     ("Protection and risk", (
-        "stop_loss", "take_profit", "max_daily_loss", "max_open_positions", "sync_to_alert", "halted_until",
+        "stop_loss", "take_profit", "take_profit_ladder", "breakeven_after", "breakeven_to", "trailing_stop",
+        "max_daily_loss", "max_open_positions", "max_adds", "sync_to_alert", "halted_until",
     )),
     ("Protections", (
         "cooldown_after_loss", "max_trades_per_day", "loss_streak_limit", "max_drawdown_pct", "drawdown_locked_at",

@@ -104,8 +104,9 @@ def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, ma
                            stop_loss=signal.stop_loss)
     rules = mandate.retrying(exchange.get_symbol_rules, signal.symbol)
     book = position_book(signal.symbol, mandate.retrying(exchange.is_hedge_mode))
-    opening = engine.entry_side(intent) is not None
-    limits = opening_limits(preference, signal.symbol) if opening else OpeningLimits()
+    side = engine.entry_side(intent)
+    opening = side is not None
+    limits = opening_limits(preference, signal.symbol, side) if opening else OpeningLimits()
     wanted = _engine_preference(preference, limits)
     sizing_needed = opening and engine.needs_equity(intent, wanted) and not limits.opens
     equity = _equity(exchange, mandate) if sizing_needed else None
@@ -127,7 +128,8 @@ def _engine_preference(preference: StrategyPreference, limits: OpeningLimits) ->
                              risk_pct=preference.risk_pct, stop_loss_pct=preference.stop_loss or None,
                              max_position_usdt=preference.max_position_usdt,
                              price_tolerance_pct=preference.price_tolerance_pct, opens_refused=limits.opens,
-                             new_positions_refused=limits.new_positions, sync_to_alert=preference.sync_to_alert)
+                             new_positions_refused=limits.new_positions, adds_refused=limits.adds,
+                             sync_to_alert=preference.sync_to_alert)
 
 
 def _plan_flatten(signal: Signal, exchange: Exchange, mandate: Mandate) -> engine.Plan | Verdict:

@@ -45,6 +45,7 @@ class Preference:
     price_tolerance_pct: Decimal = Decimal(5)  # how far the alert's price may be from the mark price
     opens_refused: str = ""  # a limit that refuses every opening leg (kill switch, daily loss): why
     new_positions_refused: str = ""  # a limit that refuses opening a new position (adds may go on): why
+    adds_refused: str = ""  # a limit that refuses adding to the entry side's held position (max_adds): why
     sync_to_alert: bool = False  # on a missed alert, trade to the alert's stated position, not the delta
 
 
@@ -251,7 +252,7 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
         held = plain(_held(book, side))
         return Plan(Outcome.NOTHING, f"already {side} {held}: the alert's position ({side}) is reached — it says the "
                                      f"strategy was flat before, so an exit alert was missed; not adding (sync to alert)")
-    limit = preference.opens_refused or (preference.new_positions_refused if purpose == "open" else "")
+    limit = preference.opens_refused or _purpose_refused(preference, purpose)
     if limit:
         if legs:
             return Plan(Outcome.TRADE, f"close the {opposite} position; the {side} was not opened: {limit}", tuple(legs))
@@ -273,6 +274,10 @@ def _plan_entry(side: str, intent: Intent, preference: Preference, book: Book, r
         note += f"; the {opposite} {plain(_held(book, opposite))} stays open (hedge mode)"
     reason = f"{'reverse to' if len(legs) > 1 else purpose} {side} {plain(quantity)}{note}"
     return Plan(Outcome.TRADE, reason, tuple(legs), sizing, price)
+
+
+def _purpose_refused(preference: Preference, purpose: str) -> str:
+    return preference.new_positions_refused if purpose == "open" else preference.adds_refused
 
 
 def _closes_opposite(intent: Intent, book: Book, opposite: str, *, allowed: bool) -> bool:
@@ -312,7 +317,7 @@ def _plan_to_target(side: str, intent: Intent, preference: Preference, book: Boo
                     tuple(reduce))
     purpose = "add" if held > 0 else "open"
     refusal = "" if preference.direction in (side, "both") else f"the strategy trades {preference.direction} only"
-    refusal = refusal or preference.opens_refused or (preference.new_positions_refused if purpose == "open" else "")
+    refusal = refusal or preference.opens_refused or _purpose_refused(preference, purpose)
     price = choose_price(intent.price, mark, preference.price_tolerance_pct).price
     quantity = target - held
     refusal = refusal or rules.violation(quantity, price) or _cap_breach(preference, target, price) or ""

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn, TypeVar
 
+from trading.stops import LADDER_MAX, callback_checked
+
 ACTIONS = {
     "buy": "buy", "long": "buy",
     "sell": "sell", "short": "sell",
@@ -58,7 +60,8 @@ class ParsedSignal:
     market_position: str = ""
     prev_market_position: str = ""
     stop_loss: Decimal | None = None  # the alert's `sl` price: wins over the strategy's stop_loss percent
-    take_profit: Decimal | None = None  # the alert's `tp` price
+    take_profit: Decimal | None = None  # the alert's `tp` price (a list of them, a ladder: alert_tp_ladder)
+    trail: Decimal | None = None  # the alert's `trail` callback %: wins over the strategy's trailing stop
     quantity_type: str = ""  # contracts (also ""), usdt or percent
     sender_id: str = ""
     comment: str = ""
@@ -147,7 +150,8 @@ def parse_signal(data: dict) -> ParsedSignal:
     market_position = take("market_position", _market_position)
     prev_market_position = take("prev_market_position", _market_position)
     stop_loss = take("sl", _amount, "positive")
-    take_profit = take("tp", _amount, "positive")
+    take_profit = take("tp", _take_profit)
+    trail = take("trail", alert_trail)
     sender_id = take("id", _text, MAX_ID, False)
     comment = _comment(data.get("comment"))
     # A required reader returns a value or records an error, so the None tests never decide: they tell
@@ -159,7 +163,7 @@ def parse_signal(data: dict) -> ParsedSignal:
         passphrase=passphrase_of(data), quantity=quantity, price=price, position_size=position_size,
         market_position=market_position or "", prev_market_position=prev_market_position or "",
         stop_loss=stop_loss, take_profit=take_profit, sender_id=sender_id or "", comment=comment,
-        quantity_type=quantity_type or "",
+        quantity_type=quantity_type or "", trail=trail,
     )
 
 
@@ -238,6 +242,39 @@ def _amount(value: object, kind: str) -> Decimal | None:
     if value.adjusted() > 15 or (value and value.adjusted() < -12):
         raise ValueError(f"{value} is out of range")
     return value
+
+
+def _take_profit(value: object) -> Decimal | None:
+    """The alert's one `tp` price; a list of them (a ladder) is checked here, and kept in the payload."""
+    if isinstance(value, list):
+        alert_tp_ladder(value)
+        return None
+    return _amount(value, "positive")
+
+
+def alert_tp_ladder(value: object) -> tuple[Decimal, ...] | None:
+    """The alert's `tp` as a list of take-profit prices, one ladder level each; None when it is not a list."""
+    if not isinstance(value, list):
+        return None
+    if not 1 <= len(value) <= LADDER_MAX:
+        raise ValueError(f"a list of take-profit prices must hold 1 to {LADDER_MAX}, not {len(value)}")
+    prices = []
+    for n, item in enumerate(value, 1):
+        try:
+            price = _amount(item, "positive")
+        except ValueError as error:
+            raise ValueError(f"price {n} {error}") from None
+        if price is None:
+            raise ValueError(f"price {n} is null")
+        prices.append(price)
+    return tuple(prices)
+
+
+def alert_trail(value: object) -> Decimal | None:
+    """The alert's `trail`: a trailing stop's callback %, in Binance's range. Kept in the signal's
+    payload, where the protection reads it back through this same reader."""
+    callback = _amount(value, "positive")
+    return None if callback is None else callback_checked(callback)
 
 
 def _time(value: object) -> datetime:

@@ -192,7 +192,7 @@ def execution_conclude(execution: Execution, plan: Plan, orders: list[Order], si
         direction = 1 if main.side == Order.Side.BUY else -1
         slippage = ((main.avg_price - reference) / reference * 10000 * direction).quantize(Decimal("0.0001"))
         execution.slippage_bps = slippage if abs(slippage) < SLIPPAGE_LIMIT else None
-    said = _exchange_first_said(orders, firsts)
+    said = _exchange_first_said(orders, firsts) + "".join(f"; {note}" for note in execution.decision.get("protection_notes", []))
     warning = any(first.warning for _, first in firsts.values())
     tell = any(first.warning and not first.told for _, first in firsts.values())
     if not problems and not filled and firsts:  # every leg found its position closed already

@@ -40,6 +40,7 @@ OPENING = ("open", "add")
 class OpeningLimits:
     opens: str = ""  # why no opening leg (open or add) may go out; "" when they may
     new_positions: str = ""  # why no *new* position may be opened (adds to a held one may)
+    adds: str = ""  # why no add to the held position of the entry's side may go out (max_adds)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class Lock:
     engaged_at: datetime | None = None
 
 
-def opening_limits(preference: StrategyPreference, symbol: str) -> OpeningLimits:
+def opening_limits(preference: StrategyPreference, symbol: str, side: str | None = None) -> OpeningLimits:
+    """`side` (long or short) is the entry's: an add to that side is checked against max_adds."""
     halt = TradingHalt.current()
     if halt.halted:
         why = f": {halt.reason}" if halt.reason else ""
@@ -65,7 +67,7 @@ def opening_limits(preference: StrategyPreference, symbol: str) -> OpeningLimits
     if lock is not None:
         _tell_once(preference, lock)
         return OpeningLimits(opens=lock.reason)
-    return OpeningLimits(new_positions=_positions_refusal(preference, symbol))
+    return OpeningLimits(new_positions=_positions_refusal(preference, symbol), adds=_adds_refusal(preference, symbol, side))
 
 
 def strategy_lock(preference: StrategyPreference, *, now: datetime) -> Lock | None:
@@ -284,3 +286,23 @@ def _positions_refusal(preference: StrategyPreference, symbol: str) -> str:
     if held < limit:
         return ""
     return f"max open positions reached: strategy {preference.name!r} holds {held} of its limit of {limit}"
+
+
+def _adds_refusal(preference: StrategyPreference, symbol: str, side: str | None) -> str:
+    """Adds are the strategy's filled `add` orders of this side since its last filled `open` of it (in
+    hedge mode the side's own position; in one-way mode a long's are buys, a short's sells). Without
+    an open of ours (a position opened by hand) every add of ours to that side counts: the cautious way."""
+    limit = preference.max_adds
+    if limit is None or side is None:
+        return ""
+    entries = Order.objects.filter(execution__strategy=preference.name, symbol=symbol, executed_qty__gt=0,
+                                   side=Order.Side.BUY if side == "long" else Order.Side.SELL)
+    opened = entries.filter(purpose="open").order_by("-id").values_list("id", "acknowledged_at", "created_at").first()
+    adds = entries.filter(purpose="add")
+    if opened is not None:
+        adds = adds.filter(id__gt=opened[0])
+    count = adds.count()
+    if count < limit:
+        return ""
+    since = "" if opened is None else f" since the {side} opened at {(opened[1] or opened[2]):%Y-%m-%d %H:%M:%S} UTC"
+    return f"max adds reached: {count} add{'' if count == 1 else 's'}{since}, the strategy's limit is {limit}"

@@ -35,8 +35,10 @@ def test_it_lists_every_strategy_without_the_passphrase_hash(api, strategy):
         "name": "ALSAPRO 1", "enabled": True, "products": ["BTCUSDT"], "direction": "both", "leverage": 5,
         "margin_type": "cross", "sizing": "allocation", "allocation_pct": "12.5", "risk_pct": None,
         "max_position_usdt": None, "price_tolerance_pct": "5",
-        "stop_loss": None, "take_profit": None, "max_daily_loss": None, "max_open_positions": None,
-        "sync_to_alert": False, "halted_until": None, "cooldown_after_loss": None, "max_trades_per_day": None,
+        "stop_loss": None, "take_profit": None, "take_profit_ladder": None, "breakeven_after": None,
+        "breakeven_to": "entry", "trailing_stop": None,
+        "max_daily_loss": None, "max_open_positions": None,
+        "max_adds": None, "sync_to_alert": False, "halted_until": None, "cooldown_after_loss": None, "max_trades_per_day": None,
         "loss_streak_limit": None, "max_drawdown_pct": None, "drawdown_locked_at": None, "trading_hours": "",
         "max_signal_age": 120, "has_own_passphrase": True, "updated_at": first["updated_at"],
     }

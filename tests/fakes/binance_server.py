@@ -618,20 +618,30 @@ class FakeBinance:
     def _new_algo_order(self, params: dict) -> dict:
         symbol, client_id = params["symbol"], params.get("clientAlgoId", "")
         rules = bundled_rules()[symbol]
-        if params.get("algoType") != "CONDITIONAL" or params.get("type") not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
+        if params.get("algoType") != "CONDITIONAL" or params.get("type") not in (
+                "STOP_MARKET", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"):
             raise Answer(400, {"code": -1116, "msg": "Invalid orderType."})
         if client_id in self.algo_orders:
             raise Answer(400, {"code": -4116, "msg": "ClientOrderId is duplicated."})
-        _check_precision(params["triggerPrice"], rules.tick_size)
+        amounts = _trailing_params(params, rules) if params["type"] == "TRAILING_STOP_MARKET" else {}
+        if not amounts:
+            _check_precision(params["triggerPrice"], rules.tick_size)
+            if "quantity" in params:  # a part of the position (a take-profit ladder's level)
+                _check_precision(params["quantity"], rules.step_size)
+                amounts = {"quantity": params["quantity"], "reduceOnly": params.get("reduceOnly") == "true"}
+            elif params.get("closePosition") != "true":
+                raise Answer(400, NO_QUANTITY)
         self._check_position_mode(params)
         if params.get("closePosition") == "true" and params.get("reduceOnly") == "true":
             raise Answer(400, {"code": -1106, "msg": "Parameter 'reduceonly' sent when not required."})
         self.next_order_id += 1
         order = {"algoId": self.next_order_id, "clientAlgoId": client_id, "algoType": "CONDITIONAL",
                  "orderType": params["type"], "symbol": symbol, "side": params["side"],
-                 "positionSide": params.get("positionSide", "BOTH"), "triggerPrice": params["triggerPrice"],
+                 "positionSide": params.get("positionSide", "BOTH"), "triggerPrice": params.get("triggerPrice", "0"),
                  "closePosition": params.get("closePosition") == "true", "algoStatus": "NEW",
-                 "workingType": params.get("workingType", "CONTRACT_PRICE")}
+                 "workingType": params.get("workingType", "CONTRACT_PRICE"), **amounts}
+        if params["type"] == "TRAILING_STOP_MARKET" and "activatePrice" not in params:  # active at once, from the price now
+            order["extreme"] = str(self._price(symbol))
         self.algo_orders[client_id] = order
         self._push_algo(order, "NEW")
         return order
@@ -658,10 +668,11 @@ class FakeBinance:
             algo = self.algo_orders.pop(client_id)
             symbol, position_side = algo["symbol"], algo["positionSide"]
             amount, _ = self.positions.get((symbol, position_side), [Decimal(0), Decimal(0)])
-            self.prices[symbol] = Decimal(algo["triggerPrice"])
+            self.prices[symbol] = Decimal(algo.get("fillPrice") or algo["triggerPrice"])
             self._push_algo(algo, "TRIGGERED", order_id=self.next_order_id + 1)
             if amount and (amount > 0) == (algo["side"] == "SELL"):
-                self._fill_by_exchange(symbol, algo["side"], abs(amount), position_side, client_id=f"algo_{algo['algoId']}",
+                quantity = min(abs(amount), Decimal(algo.get("quantity") or abs(amount)))
+                self._fill_by_exchange(symbol, algo["side"], quantity, position_side, client_id=f"algo_{algo['algoId']}",
                                        order_type=algo["orderType"], reduce_only=True)
             self._push_algo(algo, "FINISHED", order_id=self.next_order_id)
 
@@ -670,6 +681,9 @@ class FakeBinance:
         triggers (ALGO_UPDATE, then its fill's ORDER_TRADE_UPDATE, as Binance reports them), filling
         at its trigger price; the client ids of those that did."""
         with self.lock:
+            for algo in self.algo_orders.values():
+                if algo["symbol"] == symbol and algo["orderType"] == "TRAILING_STOP_MARKET":
+                    _trail(algo, Decimal(price))
             crossed = [client_id for client_id, algo in self.algo_orders.items()
                        if algo["symbol"] == symbol and _crossed(algo, Decimal(price))]
             for client_id in crossed:
@@ -781,8 +795,49 @@ def _quiet_when_the_client_died(report):  # a worker SIGKILLed mid-request is wh
     return handle_error
 
 
+NO_QUANTITY = {"code": -1102, "msg": "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."}
+
+
+def _trailing_params(params: dict, rules) -> dict:  # noqa: ANN001 - the bundled SymbolRules
+    """What Binance checks of a TRAILING_STOP_MARKET: a callbackRate from 0.1 to 10, a quantity on the
+    step (no closePosition), an activatePrice on the tick when given."""
+    # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Algo-Order
+    rate = Decimal(params.get("callbackRate", "0"))
+    if not Decimal("0.1") <= rate <= 10:
+        raise Answer(400, {"code": -2007, "msg": "Invalid callBack rate."})
+    if params.get("closePosition") == "true" or "quantity" not in params:
+        raise Answer(400, NO_QUANTITY)
+    _check_precision(params["quantity"], rules.step_size)
+    trailing = {"callbackRate": params["callbackRate"], "quantity": params["quantity"],
+                "reduceOnly": params.get("reduceOnly") == "true"}
+    if "activatePrice" in params:
+        _check_precision(params["activatePrice"], rules.tick_size)
+        trailing["activatePrice"] = params["activatePrice"]
+    return trailing
+
+
+def _trail(algo: dict, price: Decimal) -> None:
+    """A trailing stop activates once the mark price reaches its activatePrice (a SELL's: at or above),
+    then follows the best price: a SELL's highest, a BUY's lowest; it triggers `callbackRate` % back
+    from it, filling at the price that reached it."""
+    sells = algo["side"] == "SELL"
+    if "extreme" not in algo:
+        activate = Decimal(algo["activatePrice"])
+        if not (price >= activate if sells else price <= activate):
+            return
+        algo["extreme"] = str(price)
+    algo["extreme"] = str((max if sells else min)(Decimal(algo["extreme"]), price))
+    algo["fillPrice"] = str(price)
+
+
 def _crossed(algo: dict, price: Decimal) -> bool:
-    """A long's stop (a SELL STOP_MARKET) triggers at or below its price, its target at or above."""
+    """A long's stop (a SELL STOP_MARKET) triggers at or below its price, its target at or above; a
+    trailing stop once active, `callbackRate` % back from its best price."""
+    if algo["orderType"] == "TRAILING_STOP_MARKET":
+        if "extreme" not in algo:
+            return False
+        extreme, back = Decimal(algo["extreme"]), Decimal(algo["extreme"]) * Decimal(algo["callbackRate"]) / 100
+        return price <= extreme - back if algo["side"] == "SELL" else price >= extreme + back
     falls = (algo["orderType"] == "STOP_MARKET") == (algo["side"] == "SELL")
     trigger = Decimal(algo["triggerPrice"])
     return price <= trigger if falls else price >= trigger

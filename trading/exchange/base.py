@@ -170,14 +170,18 @@ class Fill:
 
 @dataclass(frozen=True)
 class ProtectiveRequest:
-    """A stop-loss or take-profit that closes the whole position when the mark price reaches `trigger`."""
+    """A stop-loss or take-profit that closes the whole position when the mark price reaches `trigger`;
+    or a trailing stop that closes `quantity` once the price falls back `callback` % from its best since
+    `trigger` (its activation price; 0: at once)."""
 
     symbol: str
-    kind: str  # stop_loss, take_profit
+    kind: str  # stop_loss, take_profit, trailing
     side: str  # the closing side: SELL protects a long
     trigger: Decimal
     client_id: str  # ^[.A-Z:/a-z0-9_-]{1,36}$, derived from the signal: a retry cannot place two
     position_side: str = "BOTH"
+    quantity: Decimal | None = None  # None: the whole position (closePosition)
+    callback: Decimal | None = None  # a trailing stop's callback rate, %
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ CLOCK = -1021
 # "Execution status unknown" and their kin: an order request answered with these may have been placed.
 # -1000 unknown, -1001 disconnected, -1006 unexpected response, -1007 backend timeout, -1008 overloaded.
 STATUS_UNKNOWN = (-1000, -1001, -1006, -1007, -1008)
-ALGO_TYPES = {"stop_loss": "STOP_MARKET", "take_profit": "TAKE_PROFIT_MARKET"}
+ALGO_TYPES = {"stop_loss": "STOP_MARKET", "take_profit": "TAKE_PROFIT_MARKET", "trailing": "TRAILING_STOP_MARKET"}
 MARGIN_TYPES = {"cross": "CROSSED", "isolated": "ISOLATED"}  # ours → Binance's
 STATES = {
     "NEW": OrderState.NEW,
@@ -323,9 +323,8 @@ class BinanceExchange:
     def place_protective(self, request: ProtectiveRequest) -> str:
         rules = self.get_symbol_rules(request.symbol)
         params: dict[str, Any] = {
-            "algoType": "CONDITIONAL", "symbol": request.symbol, "side": request.side,
-            "type": ALGO_TYPES[request.kind], "triggerPrice": format(request.trigger.quantize(rules.tick_size), "f"),
-            "closePosition": "true", "workingType": "MARK_PRICE", "clientAlgoId": request.client_id,
+            "algoType": "CONDITIONAL", "symbol": request.symbol, "side": request.side, "type": ALGO_TYPES[request.kind],
+            "workingType": "MARK_PRICE", "clientAlgoId": request.client_id, **_algo_amounts(request, rules),
         }
         if request.position_side != "BOTH":
             params["positionSide"] = request.position_side
@@ -351,7 +350,8 @@ class BinanceExchange:
         kinds = {value: key for key, value in ALGO_TYPES.items()}
         return [
             ProtectiveState(client_id=row["clientAlgoId"], exchange_id=str(row.get("algoId", "")), symbol=row["symbol"],
-                            kind=kinds.get(row.get("orderType", ""), "other"), trigger=Decimal(str(row["triggerPrice"])))
+                            kind=kinds.get(row.get("orderType", ""), "other"),
+                            trigger=Decimal(str(row.get("triggerPrice") or row.get("activatePrice") or 0)))
             for row in rows
         ]
 
@@ -543,3 +543,25 @@ def _fill(row: dict[str, Any]) -> Fill:
         realized_pnl=Decimal(str(row.get("realizedPnl") or "0")),
         time=_from_ms(row["time"]),
     )
+
+
+def _algo_amounts(request: ProtectiveRequest, rules: SymbolRules) -> dict[str, str]:
+    """A stop-loss or take-profit closes the whole position at its trigger (closePosition), a ladder's
+    level its quantity. A trailing stop cannot close the position (closePosition is for STOP_MARKET /
+    TAKE_PROFIT_MARKET only): it carries the quantity, its callbackRate and, when it waits for one, its
+    activatePrice. A quantity goes reduce-only in one-way mode (in hedge mode its positionSide says it
+    closes, and reduceOnly is refused)."""
+    trigger = format(request.trigger.quantize(rules.tick_size), "f")
+    if request.quantity is None:
+        return {"triggerPrice": trigger, "closePosition": "true"}
+    amounts = {"quantity": rules.format_quantity(request.quantity)}
+    if request.kind != "trailing":
+        amounts["triggerPrice"] = trigger
+    else:
+        assert request.callback is not None
+        amounts["callbackRate"] = format(request.callback.normalize(), "f")
+        if request.trigger > 0:
+            amounts["activatePrice"] = trigger
+    if request.position_side == "BOTH":
+        amounts["reduceOnly"] = "true"
+    return amounts

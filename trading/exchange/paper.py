@@ -254,16 +254,21 @@ class PaperExchange:
         price crossed closes its position, as the exchange's would."""
         PaperPrice.objects.update_or_create(symbol=symbol, defaults={"price": price})
         for protective in PaperProtective.objects.filter(symbol=symbol, status="open"):
+            if protective.kind == "trailing":
+                _trail(protective, price)
             if _crossed(protective, price):
                 self._trigger(protective, price)
 
     # --- protective orders ------------------------------------------------------------------------
     def place_protective(self, request: ProtectiveRequest) -> str:
         self.get_symbol_rules(request.symbol)
+        # A trailing stop with no activation price is active at once, from the price now (as Binance's).
+        extreme = self._price_or_none(request.symbol) if request.kind == "trailing" and not request.trigger else None
         protective, _ = PaperProtective.objects.get_or_create(
             client_id=request.client_id,
             defaults={"symbol": request.symbol, "position_side": request.position_side, "kind": request.kind,
-                      "side": request.side, "trigger": request.trigger},
+                      "side": request.side, "trigger": request.trigger, "quantity": request.quantity,
+                      "callback_rate": request.callback, "extreme": extreme},
         )
         return f"paper-algo-{protective.pk}"
 
@@ -292,10 +297,11 @@ class PaperExchange:
         return PaperUserStream()
 
     def _trigger(self, protective: PaperProtective, price: Decimal) -> None:
-        """Close the whole position at `price` (closePosition), then retire the order."""
+        """Close the whole position at `price` (closePosition; a trailing stop: at most its quantity),
+        then retire the order."""
         with transaction.atomic():
             position = self._position(protective.symbol, protective.position_side, lock=True)
-            held = abs(position.amount)
+            held = min(abs(position.amount), protective.quantity or abs(position.amount))
             if held and (position.amount > 0) == (protective.side == "SELL"):
                 request = OrderRequest(symbol=protective.symbol, side=protective.side, quantity=held,
                                        client_order_id=f"{TRIGGER_PREFIX}{protective.pk}",
@@ -386,8 +392,27 @@ def _hedge_close(order: OrderRequest) -> bool:
     return order.position_side != "BOTH" and (order.position_side == "LONG") == (order.side == "SELL")
 
 
+def _trail(protective: PaperProtective, price: Decimal) -> None:
+    """A trailing stop activates once the price reaches its activation price (a long's: at or above),
+    then follows the best price seen: a long's highest, a short's lowest."""
+    sells = protective.side == "SELL"
+    active = protective.extreme is not None or (price >= protective.trigger if sells else price <= protective.trigger)
+    if not active:
+        return
+    best = price if protective.extreme is None else (max if sells else min)(protective.extreme, price)
+    if best != protective.extreme:
+        protective.extreme = best
+        PaperProtective.objects.filter(pk=protective.pk).update(extreme=best)
+
+
 def _crossed(protective: PaperProtective, price: Decimal) -> bool:
-    """A long's stop (a SELL stop-loss) triggers at or below its price, its target at or above."""
+    """A long's stop (a SELL stop-loss) triggers at or below its price, its target at or above; a
+    long's trailing stop once active, at or below its best price less the callback."""
+    if protective.kind == "trailing":
+        if protective.extreme is None or protective.callback_rate is None:
+            return False
+        back = protective.extreme * protective.callback_rate / 100
+        return price <= protective.extreme - back if protective.side == "SELL" else price >= protective.extreme + back
     falls = (protective.kind == "stop_loss") == (protective.side == "SELL")
     return price <= protective.trigger if falls else price >= protective.trigger
 
@@ -428,6 +453,7 @@ def _plain(value: Decimal) -> str:
 
 
 TRIGGER_PREFIX = "trig-"  # the client order id of the order a triggered PaperProtective became
+PAPER_ORDER_TYPES = {"stop_loss": "STOP_LOSS_MARKET", "take_profit": "TAKE_PROFIT_MARKET", "trailing": "TRAILING_STOP_MARKET"}
 
 
 class PaperUserStream:
@@ -459,7 +485,7 @@ def _trigger_events(paper_order: PaperOrder) -> Iterator[UserEvent]:
     yield OrderUpdate(
         symbol=paper_order.symbol, client_order_id=paper_order.client_order_id, exchange_order_id=exchange_id,
         side=paper_order.side, position_side=paper_order.position_side,
-        order_type=(protective.kind.upper() + "_MARKET") if protective else "MARKET", quantity=paper_order.quantity,
+        order_type=PAPER_ORDER_TYPES.get(protective.kind, "MARKET") if protective else "MARKET", quantity=paper_order.quantity,
         state=OrderState(paper_order.status), executed_qty=paper_order.executed_qty, avg_price=paper_order.avg_price,
         last_qty=paper_order.executed_qty, last_price=paper_order.avg_price, commission=paper_order.commission,
         commission_asset=ASSET, realized_pnl=paper_order.realized_pnl, trade_id=exchange_id,

@@ -108,6 +108,7 @@ class Order(models.Model):
         SIGNAL = "signal", "A signal's order (sent by us)"
         STOP_LOSS = "stop_loss", "Stop-loss triggered at the exchange"
         TAKE_PROFIT = "take_profit", "Take-profit triggered at the exchange"
+        TRAILING_STOP = "trailing", "Trailing stop triggered at the exchange"
         LIQUIDATION = "liquidation", "Liquidation by the exchange"
         ADL = "adl", "Auto-deleveraging by the exchange"
         SETTLEMENT = "settlement", "Settlement (delisting or delivery)"

@@ -71,7 +71,10 @@ class PaperProtective(models.Model):
     position_side = models.CharField(max_length=5, default="BOTH")
     kind = models.CharField(max_length=12)
     side = models.CharField(max_length=4)
-    trigger = models.DecimalField(**AMOUNT)
+    trigger = models.DecimalField(**AMOUNT)  # a trailing stop's activation price; 0: active at once
+    quantity = models.DecimalField(**AMOUNT, null=True, blank=True)  # empty: the whole position
+    callback_rate = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    extreme = models.DecimalField(**AMOUNT, null=True, blank=True)  # a trailing stop's best price once active
     status = models.CharField(max_length=10, default="open")  # open, triggered, cancelled
     created_at = models.DateTimeField(default=timezone.now)
 

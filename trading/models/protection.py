@@ -5,12 +5,14 @@ from trading.models.amounts import AMOUNT
 
 
 class ProtectiveOrder(models.Model):
-    """A stop-loss or take-profit resting on the exchange for a position (Binance: a conditional
-    algo order with closePosition), placed after an entry fills and cancelled when it no longer fits."""
+    """A stop-loss, take-profit or trailing stop resting on the exchange for a position (Binance: a
+    conditional algo order, with closePosition but for the trailing stop, which carries the position's
+    quantity), placed after an entry fills and cancelled when it no longer fits."""
 
     class Kind(models.TextChoices):
         STOP_LOSS = "stop_loss", "Stop-loss"
         TAKE_PROFIT = "take_profit", "Take-profit"
+        TRAILING_STOP = "trailing", "Trailing stop"
 
     class Status(models.TextChoices):
         PLACING = "placing", "Placing"
@@ -25,7 +27,14 @@ class ProtectiveOrder(models.Model):
     position_side = models.CharField(max_length=5, default="BOTH")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     side = models.CharField(max_length=4, help_text="The closing side: SELL protects a long.")
-    trigger_price = models.DecimalField(**AMOUNT)
+    trigger_price = models.DecimalField(**AMOUNT, help_text="A trailing stop's activation price; 0: active at once.")
+    quantity = models.DecimalField(**AMOUNT, null=True, blank=True,
+                                   help_text="The quantity it closes; empty: the whole position (closePosition).")
+    level = models.PositiveSmallIntegerField(default=0, db_default=0,
+                                             help_text="A take-profit ladder's level, from 1 (a stop-loss: the level whose "
+                                             "fill moved it to breakeven); 0: none.")
+    callback_rate = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True,
+                                        help_text="A trailing stop's callback, % from the best price since activation.")
     client_id = models.CharField(max_length=36, unique=True)
     exchange_id = models.CharField(max_length=40, blank=True)
     order_id = models.CharField(max_length=40, blank=True, db_default="",
