@@ -39,6 +39,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/execution.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/burst.py
 
 ## chaos: the chaos proof on PostgreSQL + Redis: 1000 webhooks, workers SIGKILLed, the exchange failing (docs/BENCHMARKS.md)
 .PHONY: chaos

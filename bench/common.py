@@ -92,7 +92,8 @@ def prepare(env: dict) -> None:
     manage(env, "migrate", "--noinput", "-v", "0")
     manage(env, "shell", "-c", (
         "from preferences.models import StrategyPreference as S; "
-        "S.objects.update_or_create(name='BENCH', defaults={'products': ['BTCUSDT', 'ETHUSDT'], 'leverage': 5}); "
+        "S.objects.update_or_create(name='BENCH', defaults={'products': ['BTCUSDT', 'ETHUSDT'], 'leverage': 5, "
+        "'sizing': 'allocation'}); "
         "from django_q.models import OrmQ; OrmQ.objects.all().delete(); "
         "from trading.models import Signal; print(Signal.objects.count())"
     ))

@@ -87,7 +87,7 @@ from preferences.models import StrategyPreference as S
 from trading.models import (Execution, Order, PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective,
                             Position, ProtectiveOrder, Signal, SymbolLane, SymbolSetting)
 S.objects.update_or_create(name='BENCH', defaults={'products': PRODUCTS, 'leverage': 5, 'allocation_pct': 1,
-                                                   'enabled': True})
+                                                   'sizing': 'allocation', 'enabled': True})
 for model in (OrmQ, ProtectiveOrder, Order, Execution, Signal, SymbolLane, SymbolSetting, Position,
               PaperProtective, PaperOrder, PaperPosition, PaperPrice, PaperAccount, AccountSnapshot):
     model.objects.all().delete()

@@ -61,7 +61,8 @@ def run(label: str, count: int, fake, summary) -> None:
 
     name = f"BENCH {label}"
     preference, _ = StrategyPreference.objects.update_or_create(
-        name=name, defaults={"products": ["BTCUSDT"], "leverage": 5, "allocation_pct": 10})
+        name=name, defaults={"products": ["BTCUSDT"], "leverage": 5, "allocation_pct": 10,
+                                    "sizing": "allocation"})
     prepare_ms, task_ms, requests_per_signal = [], [], Counter()
     warm = []
     for index in range(count):

@@ -33,7 +33,8 @@ SETUP = """
 from preferences.models import StrategyPreference as S
 from django_q.models import OrmQ
 from trading.models import Order, Execution, Signal, SymbolLane, Position, SymbolSetting
-S.objects.update_or_create(name='BENCH', defaults={'products': PRODUCTS, 'leverage': 5, 'allocation_pct': 1})
+S.objects.update_or_create(name='BENCH', defaults={'products': PRODUCTS, 'leverage': 5, 'allocation_pct': 1,
+                                                   'sizing': 'allocation'})
 for model in (OrmQ, Order, Execution, Signal, SymbolLane, Position, SymbolSetting):
     model.objects.all().delete()
 """.replace("PRODUCTS", repr(list(PRICES)))

@@ -66,7 +66,8 @@ def main() -> None:
             statements.append((sql, started, time.perf_counter()))
 
     preference, _ = StrategyPreference.objects.update_or_create(
-        name="BENCH-PATH", defaults={"products": ["BTCUSDT"], "leverage": 5, "allocation_pct": 10})
+        name="BENCH-PATH", defaults={"products": ["BTCUSDT"], "leverage": 5, "allocation_pct": 10,
+                                    "sizing": "allocation"})
     spans: list[float] = []
     steps: dict[int, list[tuple[str, float, float]]] = {}
     with connection.execute_wrapper(timed):

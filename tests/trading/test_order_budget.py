@@ -18,8 +18,7 @@ from preferences.models import StrategyPreference
 from tests.support.queue import run_queued_jobs
 from trading import order_budget
 from trading.concurrency import ORDER_THREADS
-from trading.exchange import RateLimits, RateUsage
-from trading.exchange import binance as binance_adapter
+from trading.exchange import RateLimits, RateUsage, binance as binance_adapter
 from trading.models import Execution, OrderBudget, Signal
 from trading.order_budget import ORDER_BUDGET, exchange_counted, next_grant, weight_hold
 from trading.webhook import RATE_LIMITER

@@ -51,4 +51,9 @@ class ProtectiveOrder(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.symbol} @ {self.trigger_price.normalize():f} ({self.status})"
+        if self.kind == self.Kind.TRAILING_STOP:
+            rate = f"{self.callback_rate.normalize():f} %" if self.callback_rate is not None else "?"
+            where = f"callback {rate}" + (f" from {self.trigger_price.normalize():f}" if self.trigger_price else "")
+        else:
+            where = f"@ {self.trigger_price.normalize():f}"
+        return f"{self.get_kind_display()} {self.symbol} {where} ({self.status})"
