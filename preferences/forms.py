@@ -44,8 +44,12 @@ class TrailingStopWidget(forms.MultiWidget):
 
     def __init__(self) -> None:
         number = {"step": "0.1", "min": "0"}
-        super().__init__([forms.NumberInput(attrs={**number, "placeholder": "callback %", "max": "10"}),
-                          forms.NumberInput(attrs={**number, "placeholder": "activation % (empty: at once)"})])
+        callback, activation = "callback %", "activation % (empty: at once)"
+        super().__init__([
+            forms.NumberInput(attrs={**number, "placeholder": callback, "aria-label": callback, "title": callback,
+                                     "max": "10"}),
+            forms.NumberInput(attrs={**number, "placeholder": activation, "aria-label": activation, "title": activation}),
+        ])
 
     def decompress(self, value: Any) -> list[Any]:  # noqa: ANN401 - the stored JSON
         if isinstance(value, str):
