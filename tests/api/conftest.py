@@ -1,10 +1,10 @@
 """Users and clients shared by the API tests."""
 
 import pytest
-from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from alsatrade.api_tokens import api_token_create
+from tests.support.users import strategy_editor
 
 
 @pytest.fixture
@@ -22,11 +22,7 @@ def api(reader) -> APIClient:
 
 @pytest.fixture
 def editor(django_user_model):
-    user = django_user_model.objects.create_user("editor", password="an-editor-password")
-    user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="preferences", codename__in=["change_strategypreference", "add_strategypreference"]
-    ))
-    return user
+    return strategy_editor(django_user_model, is_staff=False)
 
 
 @pytest.fixture

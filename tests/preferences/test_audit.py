@@ -6,22 +6,19 @@ import importlib
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from alsatrade.api_tokens import api_token_create
 from preferences.models import StrategyPreference
+from tests.support.forms import strategy_form
+from tests.support.users import strategy_editor
 
 pytestmark = pytest.mark.django_db
 
 HistoricalStrategyPreference = StrategyPreference.history.model
-FORM = {
-    "name": "ALSAPRO 1", "enabled": "on", "products": "BTCUSDT", "direction": "both", "leverage": "7",
-    "margin_type": "cross", "sizing": "allocation", "allocation_pct": "25", "price_tolerance_pct": "5",
-    "max_signal_age": "", "notes": "", "new_passphrase": "",
-}
+FORM = strategy_form(leverage="7", allocation_pct="25")
 
 
 @pytest.fixture
@@ -35,11 +32,7 @@ def strategy() -> StrategyPreference:
 
 @pytest.fixture
 def editor(django_user_model):
-    user = django_user_model.objects.create_user("editor", password="an-editor-password", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="preferences", codename__in=["change_strategypreference", "add_strategypreference"]
-    ))
-    return user
+    return strategy_editor(django_user_model)
 
 
 def editor_client(user) -> Client:

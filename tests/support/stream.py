@@ -48,3 +48,8 @@ def stream_running(fake: object, *, ready: Callable[[], bool] = stream_heard, wi
         stop.set()
         thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def settles(check: Callable[[], object], within: float = 2.0) -> None:
+    """`eventually` for a check that returns any truthy value, with the longer wait the webhook tests allow."""
+    eventually(lambda: bool(check()), within=within)

@@ -5,10 +5,9 @@ same, as a warning, and our records match the exchange; only a refusal that leav
 stays a failure. Raced both ways, offline: the fake exchange and the paper exchange trigger protective
 orders when their price crosses, and report them as the user data stream does."""
 
-import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import count
@@ -22,11 +21,11 @@ from notifications.events import execution_finished
 from notifications.models import Channel, Notification
 from preferences.models import StrategyPreference
 from tests.fakes.binance_server import FakeBinance
-from tests.support.queue import run_queued_jobs
-from tests.support.stream import eventually as waited_for, stream_running
+from tests.support.stream import settles
+from tests.support.webhook import alert, strategy_create, webhook_client  # noqa: F401 (the `client` fixture)
 from trading import closed_first
 from trading.closed_first import Cause, gap, recorded_close, stream_connected
-from trading.exchange import ProtectiveStatus, ProtectiveUpdate, binance_stream, get_exchange, reset_exchange
+from trading.exchange import ProtectiveStatus, ProtectiveUpdate, get_exchange, reset_exchange
 from trading.live import HEARTBEAT, protective_update_apply
 from trading.models import (
     Execution,
@@ -40,10 +39,8 @@ from trading.models import (
 )
 from trading.protection import position_settle
 from trading.tasks import execute_signal
-from trading.webhook import RATE_LIMITER
 
 D = Decimal
-PASSPHRASE = "test-passphrase-0123456789"
 TAKE_PROFIT, STOP_LOSS = "46350.0", "44100.0"  # 45,000 + 3 % and − 2 %, on BTCUSDT's 0.1 tick
 WHEN = (r"at \d\d:\d\d:\d\d\.\d\d\d UTC, \d+(\.\d)? (ms|s) "
         r"(before this alert|after this alert arrived, before our order reached the exchange)")
@@ -53,43 +50,13 @@ _seq = count()
 # --- the setting: a strategy with a stop-loss and a take-profit, against the fake exchange ----------------
 @pytest.fixture
 def strategy(db) -> StrategyPreference:
-    return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, stop_loss=D(2),
-                                             take_profit=D(3))
+    return strategy_create(stop_loss=D(2), take_profit=D(3))
 
 
 @pytest.fixture
 def channel(db) -> Channel:
     """A channel that wants every kind of news: what it is told is what a trader would be."""
     return Channel.objects.create(name="desk", kind="email", email_to="desk@example.com")
-
-
-@pytest.fixture
-def client(committed_client, binance_settings):
-    RATE_LIMITER.reset()
-    return committed_client
-
-
-def eventually(check: Callable[[], object], within: float = 2.0) -> None:
-    waited_for(lambda: bool(check()), within=within)
-
-
-@pytest.fixture
-def stream(binance_settings, binance_fake, monkeypatch) -> Iterator[FakeBinance]:
-    """`stream_run` in a thread, as `manage.py userstream` runs it, connected to the fake."""
-    binance_settings.BINANCE_STREAM_URL = binance_fake.ws_url
-    monkeypatch.setattr(binance_stream, "RECV_TIMEOUT", 0.2)
-    reset_exchange()
-    with stream_running(binance_fake, ready=stream_connected):
-        yield binance_fake
-
-
-def alert(client, action: str = "buy", **fields) -> Execution:
-    data = {"action": action, "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    run_queued_jobs()
-    return Execution.objects.get(signal_id=response.json()["signal_id"])
 
 
 def mirror() -> Decimal:
@@ -117,7 +84,7 @@ def test_it_ends_done_naming_the_take_profit_that_closed_the_position_before_the
         client, strategy, channel, stream, django_user_model):
     opened(client, stream)
     assert stream.move_price("BTCUSDT", TAKE_PROFIT) == [protective("take_profit").client_id]
-    eventually(lambda: mirror() == 0 and Order.objects.filter(source=Order.Source.TAKE_PROFIT).exists())
+    settles(lambda: mirror() == 0 and Order.objects.filter(source=Order.Source.TAKE_PROFIT).exists())
     take_profit = Order.objects.get(source=Order.Source.TAKE_PROFIT)
 
     execution = alert(client, "close", price=46350)  # the strategy's exit alert, 30 ms or so behind
@@ -158,8 +125,8 @@ def test_it_ends_done_when_the_take_profit_fills_while_the_close_is_on_its_way(c
     assert mirror() == 0 and stream.position("BTCUSDT") == 0
     # The stop-loss, no longer needed, is cancelled under the lane, and the stream's word on it is ours.
     assert stream.algo_orders == {}
-    eventually(lambda: protective("stop_loss").status == "cancelled")
-    eventually(lambda: protective("take_profit").status == "triggered")
+    settles(lambda: protective("stop_loss").status == "cancelled")
+    settles(lambda: protective("take_profit").status == "triggered")
 
 
 def test_it_reads_the_exchange_when_no_stream_reports_the_take_profit(client, strategy, binance_fake, monkeypatch):
@@ -237,7 +204,7 @@ def test_a_position_closed_while_both_protective_orders_are_gone_is_a_warning_th
 def test_a_trade_by_hand_seen_on_the_stream_then_a_close_alert_is_a_warning(client, strategy, channel, stream):
     opened(client, stream)
     manual = stream.manual_order("BTCUSDT", "SELL", "0.111")
-    eventually(lambda: mirror() == 0 and Order.objects.filter(source=Order.Source.MANUAL).exists())
+    settles(lambda: mirror() == 0 and Order.objects.filter(source=Order.Source.MANUAL).exists())
 
     execution = alert(client, "close")
 
@@ -252,7 +219,7 @@ def test_a_liquidation_then_a_close_alert_is_a_warning(client, strategy, stream)
     opened(client, stream)
     stream.set_price("BTCUSDT", "40000")
     stream.liquidate("BTCUSDT")
-    eventually(lambda: mirror() == 0 and Order.objects.filter(source=Order.Source.LIQUIDATION).exists())
+    settles(lambda: mirror() == 0 and Order.objects.filter(source=Order.Source.LIQUIDATION).exists())
 
     execution = alert(client, "close", price=40000)
 
@@ -291,7 +258,7 @@ def test_when_the_close_alert_comes_first_it_fills_and_the_cancels_the_stream_re
     # Whichever came first, the stream's cancel events or our DELETEs' answers: once the stream has
     # applied everything pushed before a later trade, no order of ours reads as gone.
     stream.manual_order("ETHUSDT", "BUY", "0.010")
-    eventually(lambda: Order.objects.filter(symbol="ETHUSDT").exists())
+    settles(lambda: Order.objects.filter(symbol="ETHUSDT").exists())
     assert " gone" not in caplog.text
     assert set(ProtectiveOrder.objects.values_list("status", flat=True)) == {"cancelled"}
     assert all(order.cancel_requested_at for order in ProtectiveOrder.objects.all())

@@ -3,67 +3,32 @@ After that level of the take-profit ladder fills at the exchange (seen on the us
 stop-loss moves to the entry price plus the fees paid, or to the previous level's price; the rest of
 the ladder closes the position and nothing is left open. Through POST /webhook → worker → the fake."""
 
-import json
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from preferences.models import StrategyPreference
 from tests.fakes.binance_server import FakeBinance
 from tests.support.queue import queued_jobs, run_queued_jobs
-from tests.support.stream import eventually as waited_for, stream_running
-from trading.closed_first import stream_connected
-from trading.exchange import binance_stream, get_exchange, reset_exchange
+from tests.support.stream import settles
+from tests.support.webhook import alert, signal_queued, strategy_create, webhook_client  # noqa: F401 (the `client` fixture)
+from trading.exchange import get_exchange, reset_exchange
 from trading.exchange.paper import TRIGGER_PREFIX, _trigger_events
 from trading.live import event_apply
-from trading.models import Execution, Order, PaperOrder, PaperProtective, Position, ProtectiveOrder, Signal
+from trading.models import Order, PaperOrder, PaperProtective, Position, ProtectiveOrder
 from trading.tasks import execute_signal
-from trading.webhook import RATE_LIMITER
 
 D = Decimal
-PASSPHRASE = "test-passphrase-0123456789"
 LADDER = [{"pct": "2", "share": "50"}, {"pct": "4", "share": "30"}, {"pct": "6", "share": "20"}]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def strategy() -> StrategyPreference:
-    return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, sizing="allocation",
-                                             allocation_pct=D(10), stop_loss=D(2), take_profit_ladder=LADDER,
-                                             breakeven_after=1)
-
-
-@pytest.fixture
-def client(committed_client, binance_settings):
-    RATE_LIMITER.reset()
-    return committed_client
-
-
-@pytest.fixture
-def stream(binance_settings, binance_fake, monkeypatch) -> Iterator[FakeBinance]:
-    binance_settings.BINANCE_STREAM_URL = binance_fake.ws_url
-    monkeypatch.setattr(binance_stream, "RECV_TIMEOUT", 0.2)
-    reset_exchange()
-    with stream_running(binance_fake, ready=stream_connected):
-        yield binance_fake
-
-
-def eventually(check: Callable[[], object], within: float = 2.0) -> None:
-    waited_for(lambda: bool(check()), within=within)
-
-
-def alert(client, action="buy", **fields) -> Execution:
-    data = {"action": action, "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    run_queued_jobs()
-    return Execution.objects.get(signal_id=response.json()["signal_id"])
+    return strategy_create(sizing="allocation", allocation_pct=D(10), stop_loss=D(2), take_profit_ladder=LADDER,
+                           breakeven_after=1)
 
 
 def held() -> Decimal:
@@ -77,8 +42,8 @@ def stops(fake: FakeBinance) -> list[str]:
 def level_fills(fake: FakeBinance, price: str, remaining: str) -> None:
     """The price reaches a level: its fill comes on the stream, and the settle job it queues runs."""
     assert fake.move_price("BTCUSDT", price)
-    eventually(lambda: held() == D(remaining))
-    eventually(lambda: any(job["func"] == "trading.tasks.settle_protection" for job in queued_jobs()))
+    settles(lambda: held() == D(remaining))
+    settles(lambda: any(job["func"] == "trading.tasks.settle_protection" for job in queued_jobs()))
     run_queued_jobs()
 
 
@@ -95,8 +60,8 @@ def test_after_level_1_the_stop_moves_to_the_entry_plus_fees_and_the_rest_closes
     assert ProtectiveOrder.objects.get(kind="stop_loss", level=0).status == "cancelled"
     assert len(stream.algo_orders) == 3  # the moved stop and levels 2 and 3
     stream.move_price("BTCUSDT", "48000")  # levels 2 and 3 close the rest
-    eventually(lambda: held() == 0)
-    eventually(lambda: any(job["func"] == "trading.tasks.settle_protection" for job in queued_jobs()))
+    settles(lambda: held() == 0)
+    settles(lambda: any(job["func"] == "trading.tasks.settle_protection" for job in queued_jobs()))
     run_queued_jobs()
     assert stream.algo_orders == {} and stream.position("BTCUSDT") == 0
     assert not ProtectiveOrder.objects.filter(status__in=["active", "placing"]).exists()
@@ -125,8 +90,8 @@ def test_in_hedge_mode_the_sides_stop_moves_with_its_position_side(client, strat
     stream.hedge_mode = True
     alert(client)
     assert stream.move_price("BTCUSDT", "45900")
-    eventually(lambda: Position.objects.get(symbol="BTCUSDT", position_side="LONG").amount == D("0.056"))
-    eventually(lambda: any(job["func"] == "trading.tasks.settle_protection" for job in queued_jobs()))
+    settles(lambda: Position.objects.get(symbol="BTCUSDT", position_side="LONG").amount == D("0.056"))
+    settles(lambda: any(job["func"] == "trading.tasks.settle_protection" for job in queued_jobs()))
     run_queued_jobs()
     (stop,) = [o for o in stream.algo_orders.values() if o["orderType"] == "STOP_MARKET"]
     assert stop["positionSide"] == "LONG" and D(stop["triggerPrice"]) > 45000
@@ -153,9 +118,7 @@ def test_the_api_sets_breakeven_and_refuses_a_bad_value_naming_it(strategy, djan
 def test_the_paper_exchange_moves_the_stop_too(strategy, settings):
     settings.EXCHANGE = "paper"
     reset_exchange()
-    now = timezone.now()
-    signal = Signal.objects.create(action="buy", symbol="BTCUSDT", strategy="ALSAPRO 1", preference=strategy,
-                                   price=D(45000), status="queued", received_at=now, queued_at=now, idempotency_key="be")
+    signal = signal_queued(strategy, "be")
     execute_signal(signal.pk)
     paper = get_exchange()
     paper.observe_price("BTCUSDT", D("45900"))  # level 1 fills on the paper exchange

@@ -2,10 +2,8 @@
 receipt order, each order sent once — through the real webhook, the order threads and the fake
 exchange 100 ms away."""
 
-import json
 import threading
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,12 +12,12 @@ from django.test import Client
 
 from preferences.models import StrategyPreference
 from tests.support.queue import run_queued_jobs
+from tests.support.webhook import webhook_post
 from trading import concurrency
 from trading.concurrency import ORDER_THREADS, OrderThreads
 from trading.models import Execution, Order, Signal
 from trading.webhook import RATE_LIMITER
 
-PASSPHRASE = "test-passphrase-0123456789"
 PRICES = {"BTCUSDT": "45000", "ETHUSDT": "3000", "BNBUSDT": "600", "SOLUSDT": "150", "XRPUSDT": "0.6",
           "DOGEUSDT": "0.15", "ADAUSDT": "0.5", "LINKUSDT": "15", "AVAXUSDT": "30", "LTCUSDT": "80"}
 
@@ -32,11 +30,7 @@ def order_threads():
 
 
 def post(client: Client, symbol: str, number: int) -> int:
-    data = {"action": "buy", "symbol": symbol, "price": PRICES[symbol], "strategy": "BURST", "passphrase": PASSPHRASE,
-            "id": f"burst-{number}", "time": datetime.now(UTC).isoformat(timespec="milliseconds")}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    return response.json()["signal_id"]
+    return webhook_post(client, symbol=symbol, price=PRICES[symbol], strategy="BURST", id=f"burst-{number}")
 
 
 def wait_until_final(count: int, timeout: float = 60) -> None:

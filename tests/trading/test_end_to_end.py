@@ -1,8 +1,7 @@
 """The real path: POST /webhook → queued job → worker task → Binance adapter → fake exchange over HTTP."""
 
-import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,13 +12,13 @@ from django.utils import timezone
 from preferences.models import StrategyPreference
 from tests.support.cluster import database_url
 from tests.support.queue import queued_jobs, run_queued_jobs
+from tests.support.webhook import strategy_create, webhook_post
 from trading.exchange import reset_exchange
 from trading.models import Execution, Order, Position, Signal, SymbolLane
 from trading.tasks import execute_signal
 from trading.webhook import RATE_LIMITER
 
 D = Decimal
-PASSPHRASE = "test-passphrase-0123456789"
 
 
 @pytest.fixture(autouse=True)
@@ -39,13 +38,10 @@ def strategy(db) -> StrategyPreference:
 
 
 def alert(client, action="buy", symbol="BTCUSDT", *, execute=True, **fields) -> Signal:
-    data = {"action": action, "symbol": symbol, "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code in (200, 202), response.content
+    signal_id = webhook_post(client, action, symbol=symbol, accepted=(200, 202), **fields)
     if execute:
         run_queued_jobs()
-    return Signal.objects.get(pk=response.json()["signal_id"])
+    return Signal.objects.get(pk=signal_id)
 
 
 def sent(fake) -> list[dict]:
@@ -228,7 +224,7 @@ def test_it_looks_up_instead_of_resending_after_a_worker_died_mid_order(client, 
 
 @pytest.mark.django_db(transaction=True)
 def test_it_places_one_order_when_two_workers_take_the_same_signal(binance_fake):
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    strategy_create()
     signal = alert(Client(), execute=False)
     barrier = threading.Barrier(2)
 
@@ -255,7 +251,7 @@ def test_it_places_one_order_when_a_worker_is_killed_while_its_order_is_in_fligh
     import sys
     import time
 
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    strategy_create()
     signal = alert(Client(), execute=False)
     binance_fake.stall_next("/fapi/v1/order", 1.0)  # the order fills 1 s after it arrives
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
@@ -285,7 +281,7 @@ def test_it_places_one_order_when_a_worker_is_killed_while_its_order_is_in_fligh
 
 @pytest.mark.django_db(transaction=True)
 def test_it_keeps_a_symbols_order_across_concurrent_workers(binance_fake):
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    strategy_create()
     binance_fake.set_position("BTCUSDT", "0.2", "44000")
     Position.objects.create(symbol="BTCUSDT", amount=D("0.2"), entry_price=D("44000"))
     client = Client()

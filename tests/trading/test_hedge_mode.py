@@ -5,8 +5,6 @@ A long and a short live side by side on one symbol: a buy opens or adds the long
 close_long / close_short close one side and close both; every order names its side and none is
 reduce-only (Binance refuses that there with -1106, and a side that does not fit the mode with -4061)."""
 
-import json
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -16,15 +14,14 @@ from django.utils import timezone
 from analytics.metrics import trades_from_fills
 from analytics.performance import Scope, fills
 from preferences.models import StrategyPreference
-from tests.support.queue import run_queued_jobs
+from tests.support.webhook import alert, strategy_create
 from trading.exchange import OrderRequest, PermanentError, get_exchange, reset_exchange
-from trading.models import Execution, Order, PaperPosition, PaperProtective, Position, ProtectiveOrder
+from trading.models import Order, PaperPosition, PaperProtective, Position, ProtectiveOrder
 from trading.protection import position_settle
 from trading.upkeep import last_reconciliation, positions_reconcile
 from trading.webhook import RATE_LIMITER
 
 D = Decimal
-PASSPHRASE = "test-passphrase-0123456789"
 REFUSED_IN_HEDGE_MODE = (-4061, -1106)
 
 
@@ -44,8 +41,7 @@ def hedged(binance_settings, binance_fake):
 
 @pytest.fixture
 def strategy(db) -> StrategyPreference:
-    return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5,
-                                             allocation_pct=D(10), sizing="allocation")
+    return strategy_create(allocation_pct=D(10), sizing="allocation")
 
 
 @pytest.fixture
@@ -53,15 +49,6 @@ def protected(strategy) -> StrategyPreference:
     strategy.stop_loss, strategy.take_profit = D(2), D(3)
     strategy.save()
     return strategy
-
-
-def alert(client, action="buy", **fields) -> Execution:
-    data = {"action": action, "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    run_queued_jobs()
-    return Execution.objects.get(signal_id=response.json()["signal_id"])
 
 
 def sent(fake) -> list[tuple[str, str | None, str, str | None]]:

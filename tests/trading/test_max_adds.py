@@ -3,45 +3,26 @@ since it last opened; the next add is refused with the reason, a close or a new 
 Through POST /webhook → worker → the Binance adapter → the fake exchange, one-way and hedge mode;
 and set through the API, the admin and the strategy page."""
 
-import json
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from preferences.models import StrategyPreference
-from tests.support.queue import run_queued_jobs
+from tests.support.forms import strategy_form
+from tests.support.users import strategy_editor
+from tests.support.webhook import alert, strategy_create, webhook_client  # noqa: F401 (the `client` fixture)
 from trading import engine
 from trading.exchange.base import SymbolRules
 from trading.models import Execution, Order, Position
-from trading.webhook import RATE_LIMITER
 
 D = Decimal
-PASSPHRASE = "test-passphrase-0123456789"
-
-
-@pytest.fixture
-def client(committed_client, binance_settings):
-    RATE_LIMITER.reset()
-    return committed_client
 
 
 def capped(limit: int | None) -> StrategyPreference:
-    return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, sizing="allocation",
-                                             allocation_pct=D(10), max_adds=limit)
-
-
-def alert(client, action="buy", **fields) -> Execution:
-    data = {"action": action, "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    run_queued_jobs()
-    return Execution.objects.get(signal_id=response.json()["signal_id"])
+    return strategy_create(sizing="allocation", allocation_pct=D(10), max_adds=limit)
 
 
 def mirror() -> dict[str, Decimal]:
@@ -118,10 +99,7 @@ def test_the_engine_applies_the_add_refusal_to_adds_only():
 
 @pytest.fixture
 def editor(django_user_model):
-    user = django_user_model.objects.create_user("editor", password="an-editor-password", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="preferences", codename__in=["change_strategypreference", "add_strategypreference"]))
-    return user
+    return strategy_editor(django_user_model)
 
 
 def test_it_sets_max_adds_through_the_api_the_page_and_the_admin(editor, admin_client):
@@ -133,9 +111,7 @@ def test_it_sets_max_adds_through_the_api_the_page_and_the_admin(editor, admin_c
         assert answer.status_code == 200 and answer.json()["max_adds"] == stored
     bad = api.post("/preferences/max_adds", {"strategy": "ALSAPRO 1", "value": -1}, format="json")
     assert bad.status_code == 400 and "max_adds" in bad.json()
-    form = {"name": "ALSAPRO 1", "enabled": "on", "products": "BTCUSDT", "direction": "both", "leverage": "5",
-            "margin_type": "cross", "sizing": "allocation", "allocation_pct": "10", "price_tolerance_pct": "5",
-            "max_signal_age": "", "notes": "", "new_passphrase": "", "max_adds": "2"}
+    form = strategy_form(max_adds="2")
     page = Client()
     page.force_login(editor)
     assert 'name="max_adds"' in page.get(f"/ui/strategies/{strategy.pk}/").content.decode()

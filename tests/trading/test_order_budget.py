@@ -1,11 +1,9 @@
 """The deployment's order budget (issue #18): every sender asks one shared budget before an order goes out,
 so a burst never earns a 429 from Binance; a burst larger than it waits, first come first served."""
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -16,6 +14,7 @@ from django.test import Client
 
 from preferences.models import StrategyPreference
 from tests.support.queue import run_queued_jobs
+from tests.support.webhook import webhook_post
 from trading import order_budget
 from trading.concurrency import ORDER_THREADS
 from trading.exchange import RateLimits, RateUsage, binance as binance_adapter
@@ -23,7 +22,6 @@ from trading.models import Execution, OrderBudget, Signal
 from trading.order_budget import ORDER_BUDGET, exchange_counted, next_grant, weight_hold
 from trading.webhook import RATE_LIMITER
 
-PASSPHRASE = "test-passphrase-0123456789"
 PRICES = {"BTCUSDT": "45000", "ETHUSDT": "3000", "BNBUSDT": "600", "SOLUSDT": "150", "XRPUSDT": "0.6",
           "DOGEUSDT": "0.15", "ADAUSDT": "0.5", "LINKUSDT": "15", "AVAXUSDT": "30", "LTCUSDT": "80"}
 
@@ -189,11 +187,7 @@ def binance_adapter_account() -> str:
 
 
 def post(client: Client, symbol: str, number: int) -> int:
-    data = {"action": "buy", "symbol": symbol, "price": PRICES[symbol], "strategy": "BURST", "passphrase": PASSPHRASE,
-            "id": f"budget-{number}", "time": datetime.now(UTC).isoformat(timespec="milliseconds")}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    return response.json()["signal_id"]
+    return webhook_post(client, symbol=symbol, price=PRICES[symbol], strategy="BURST", id=f"budget-{number}")
 
 
 def test_the_windows_are_kept_longer_than_the_exchanges():

@@ -2,8 +2,6 @@
 orders after an entry; re-placed after an add, cancelled on a close or reversal, read back, and a
 position left without its protection raises the alarm."""
 
-import json
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,6 +9,7 @@ from django.utils import timezone
 
 from preferences.models import StrategyPreference
 from tests.support.queue import run_queued_jobs
+from tests.support.webhook import alert, strategy_create, webhook_client, webhook_send  # noqa: F401 (the `client` fixture)
 from trading.exchange import reset_exchange
 from trading.models import Execution, PaperPosition, PaperProtective, ProtectiveOrder, Signal
 from trading.protection import positions_unprotected
@@ -18,28 +17,11 @@ from trading.tasks import execute_signal
 from trading.webhook import RATE_LIMITER
 
 D = Decimal
-PASSPHRASE = "test-passphrase-0123456789"
 
 
 @pytest.fixture
 def strategy(db) -> StrategyPreference:
-    return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, stop_loss=D(2),
-                                             take_profit=D(3))
-
-
-@pytest.fixture
-def client(committed_client, binance_settings):
-    RATE_LIMITER.reset()
-    return committed_client
-
-
-def alert(client, action="buy", **fields) -> Execution:
-    data = {"action": action, "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    run_queued_jobs()
-    return Execution.objects.get(signal_id=response.json()["signal_id"])
+    return strategy_create(stop_loss=D(2), take_profit=D(3))
 
 
 def resting(fake) -> list[tuple[str, str, str]]:
@@ -111,9 +93,7 @@ def test_a_worker_that_dies_between_the_fill_and_the_protection_leaves_it_to_the
 
     monkeypatch.setattr(protection, "position_protect", die)
     RATE_LIMITER.reset()
-    data = {"action": "buy", "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds")}
-    answer = client.post("/webhook", json.dumps(data), content_type="application/json")
+    answer = webhook_send(client)
     with pytest.raises(WorkerKilled):
         run_queued_jobs()
     execution = Execution.objects.get(signal_id=answer.json()["signal_id"])

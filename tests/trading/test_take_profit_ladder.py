@@ -4,67 +4,32 @@ share (rounded down to the step, the remainder on the last level; a level below 
 merged into the next, said in the execution), re-placed when the position changes, cancelled when it
 closes. Through POST /webhook → worker → the fake exchange (and the paper exchange), one-way and hedge."""
 
-import json
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from preferences.models import StrategyPreference
 from tests.fakes.binance_server import FakeBinance
-from tests.support.queue import run_queued_jobs
-from tests.support.stream import eventually as waited_for, stream_running
-from trading.closed_first import stream_connected
-from trading.exchange import binance_stream, get_exchange, reset_exchange
+from tests.support.forms import strategy_form
+from tests.support.stream import settles
+from tests.support.users import strategy_editor
+from tests.support.webhook import alert, signal_queued, strategy_create, webhook_client, webhook_send  # noqa: F401 (the `client` fixture)
+from trading.exchange import get_exchange, reset_exchange
 from trading.exchange.base import SymbolRules
-from trading.models import Execution, Order, PaperPosition, PaperProtective, Position, ProtectiveOrder, Signal
+from trading.models import Order, PaperPosition, PaperProtective, Position, ProtectiveOrder
 from trading.stops import ladder_for, ladder_from_value
 from trading.tasks import execute_signal
-from trading.webhook import RATE_LIMITER
 
 D = Decimal
-PASSPHRASE = "test-passphrase-0123456789"
 LADDER = [{"pct": "2", "share": "50"}, {"pct": "4", "share": "30"}, {"pct": "6", "share": "20"}]
 
 
 @pytest.fixture
 def strategy(db) -> StrategyPreference:
-    return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, sizing="allocation",
-                                             allocation_pct=D(10), take_profit_ladder=LADDER)
-
-
-@pytest.fixture
-def client(committed_client, binance_settings):
-    RATE_LIMITER.reset()
-    return committed_client
-
-
-@pytest.fixture
-def stream(binance_settings, binance_fake, monkeypatch) -> Iterator[FakeBinance]:
-    binance_settings.BINANCE_STREAM_URL = binance_fake.ws_url
-    monkeypatch.setattr(binance_stream, "RECV_TIMEOUT", 0.2)
-    reset_exchange()
-    with stream_running(binance_fake, ready=stream_connected):
-        yield binance_fake
-
-
-def eventually(check: Callable[[], object], within: float = 2.0) -> None:
-    waited_for(lambda: bool(check()), within=within)
-
-
-def alert(client, action="buy", **fields) -> Execution:
-    data = {"action": action, "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    run_queued_jobs()
-    return Execution.objects.get(signal_id=response.json()["signal_id"])
+    return strategy_create(sizing="allocation", allocation_pct=D(10), take_profit_ladder=LADDER)
 
 
 def resting(fake: FakeBinance) -> list[tuple[str, str, str, str]]:
@@ -113,13 +78,13 @@ def test_the_levels_fill_one_by_one_and_nothing_is_left_at_the_exchange(client, 
     alert(client)
     first = ProtectiveOrder.objects.get(level=1)
     assert stream.move_price("BTCUSDT", "45900") == [first.client_id]
-    eventually(lambda: Position.objects.get(symbol="BTCUSDT").amount == D("0.056"))
+    settles(lambda: Position.objects.get(symbol="BTCUSDT").amount == D("0.056"))
     assert Order.objects.get(protective=first).executed_qty == D("0.055")
     assert len(stream.algo_orders) == 2  # the other levels rest on
     stream.move_price("BTCUSDT", "48000")
-    eventually(lambda: Position.objects.get(symbol="BTCUSDT").amount == 0)
+    settles(lambda: Position.objects.get(symbol="BTCUSDT").amount == 0)
     assert stream.algo_orders == {} and stream.position("BTCUSDT") == 0
-    eventually(lambda: set(ProtectiveOrder.objects.values_list("status", flat=True)) == {"triggered"})
+    settles(lambda: set(ProtectiveOrder.objects.values_list("status", flat=True)) == {"triggered"})
 
 
 def test_in_hedge_mode_each_side_has_its_ladder_by_position_side(client, strategy, binance_fake):
@@ -147,18 +112,14 @@ def test_the_alerts_single_price_wins_as_one_take_profit(client, strategy, binan
 
 @pytest.mark.parametrize("tp", [[], [1, 2, 3, 4, 5, 6], [45500, -1], [45500, None], [45500, "x"]])
 def test_the_webhook_refuses_a_bad_list_of_prices_naming_tp(client, strategy, tp):
-    data = {"action": "buy", "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), "tp": tp}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
+    response = webhook_send(client, tp=tp)
     assert response.status_code == 400 and '"tp"' in response.content.decode()
 
 
 def test_the_paper_exchange_fills_each_level_for_its_quantity(strategy, settings):
     settings.EXCHANGE = "paper"
     reset_exchange()
-    now = timezone.now()
-    signal = Signal.objects.create(action="buy", symbol="BTCUSDT", strategy="ALSAPRO 1", preference=strategy,
-                                   price=D(45000), status="queued", received_at=now, queued_at=now, idempotency_key="ladder")
+    signal = signal_queued(strategy, "ladder")
     execute_signal(signal.pk)
     assert sorted(PaperProtective.objects.values_list("trigger", "quantity")) == [
         (D("45900"), D("0.055")), (D("46800"), D("0.033")), (D("47700"), D("0.023"))]
@@ -172,11 +133,8 @@ def test_the_paper_exchange_fills_each_level_for_its_quantity(strategy, settings
 
 @pytest.fixture
 def api(django_user_model) -> APIClient:
-    user = django_user_model.objects.create_user("editor", password="an-editor-password", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="preferences", codename__in=["change_strategypreference", "add_strategypreference"]))
     client = APIClient()
-    client.force_authenticate(user)
+    client.force_authenticate(strategy_editor(django_user_model))
     return client
 
 
@@ -220,11 +178,8 @@ def test_the_strategy_page_edits_the_ladder_as_rows(api, strategy, admin_client)
     shown = page.get(f"/ui/strategies/{strategy.pk}/").content.decode()
     assert 'name="take_profit_ladder_0" value="2"' in shown and 'name="take_profit_ladder_5" value="20"' in shown
     assert 'name="take_profit_ladder_9"' in shown  # five rows of (pct, share)
-    form = {"name": "ALSAPRO 1", "enabled": "on", "products": "BTCUSDT", "direction": "both", "leverage": "5",
-            "margin_type": "cross", "sizing": "allocation", "allocation_pct": "10", "price_tolerance_pct": "5",
-            "max_signal_age": "", "notes": "", "new_passphrase": "",
-            "take_profit_ladder_0": "1.5", "take_profit_ladder_1": "60", "take_profit_ladder_2": "3",
-            "take_profit_ladder_3": "40"}
+    form = strategy_form(take_profit_ladder_0="1.5", take_profit_ladder_1="60", take_profit_ladder_2="3",
+                         take_profit_ladder_3="40")
     assert page.post(f"/ui/strategies/{strategy.pk}/", form).status_code == 302
     strategy.refresh_from_db()
     assert strategy.take_profit_ladder == [{"pct": "1.5", "share": "60"}, {"pct": "3", "share": "40"}]

@@ -4,65 +4,30 @@ activatePrice, the position's quantity, reduce-only in one-way mode, positionSid
 re-placed when an add changes the quantity, cancelled when the position closes; triggered by the fake's
 and the paper exchange's prices, and its fill reported by the stream. Through POST /webhook → worker."""
 
-import json
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from preferences.models import StrategyPreference
 from tests.fakes.binance_server import FakeBinance
-from tests.support.queue import run_queued_jobs
-from tests.support.stream import eventually as waited_for, stream_running
-from trading.closed_first import stream_connected
-from trading.exchange import binance_stream, get_exchange, reset_exchange
-from trading.models import Execution, Order, PaperPosition, PaperProtective, Position, ProtectiveOrder, Signal
+from tests.support.forms import strategy_form
+from tests.support.stream import settles
+from tests.support.users import strategy_editor
+from tests.support.webhook import alert, signal_queued, strategy_create, webhook_client, webhook_send  # noqa: F401 (the `client` fixture)
+from trading.exchange import get_exchange, reset_exchange
+from trading.models import Execution, Order, PaperPosition, PaperProtective, Position, ProtectiveOrder
 from trading.tasks import execute_signal
-from trading.webhook import RATE_LIMITER
 
 D = Decimal
-PASSPHRASE = "test-passphrase-0123456789"
 TRAILING = {"callback": "1", "activation_pct": "2"}
 
 
 @pytest.fixture
 def strategy(db) -> StrategyPreference:
-    return StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, sizing="allocation",
-                                             allocation_pct=D(10), trailing_stop=TRAILING)
-
-
-@pytest.fixture
-def client(committed_client, binance_settings):
-    RATE_LIMITER.reset()
-    return committed_client
-
-
-@pytest.fixture
-def stream(binance_settings, binance_fake, monkeypatch) -> Iterator[FakeBinance]:
-    binance_settings.BINANCE_STREAM_URL = binance_fake.ws_url
-    monkeypatch.setattr(binance_stream, "RECV_TIMEOUT", 0.2)
-    reset_exchange()
-    with stream_running(binance_fake, ready=stream_connected):
-        yield binance_fake
-
-
-def eventually(check: Callable[[], object], within: float = 2.0) -> None:
-    waited_for(lambda: bool(check()), within=within)
-
-
-def alert(client, action="buy", **fields) -> Execution:
-    data = {"action": action, "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    run_queued_jobs()
-    return Execution.objects.get(signal_id=response.json()["signal_id"])
+    return strategy_create(sizing="allocation", allocation_pct=D(10), trailing_stop=TRAILING)
 
 
 def placed(fake: FakeBinance) -> list[dict]:
@@ -106,9 +71,7 @@ def test_the_alerts_trail_wins_and_without_an_activation_it_is_active_at_once(cl
 
 @pytest.mark.parametrize("trail", [0.09, 10.1, 1.25, "x"])
 def test_the_webhook_refuses_a_trail_outside_binances_range_naming_it(client, strategy, trail):
-    data = {"action": "buy", "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), "trail": trail}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
+    response = webhook_send(client, trail=trail)
     assert response.status_code == 400 and "trail" in response.content.decode()
     assert not Execution.objects.exists()
 
@@ -128,11 +91,11 @@ def test_the_fake_triggers_it_callback_back_from_the_best_price_and_the_stream_r
     assert stream.move_price("BTCUSDT", "46500") == []  # active; best 46,500 → triggers at 46,035
     assert stream.move_price("BTCUSDT", "46035.1") == []
     assert stream.move_price("BTCUSDT", "46035") == [resting.client_id]
-    eventually(lambda: Order.objects.filter(source=Order.Source.TRAILING_STOP, executed_qty=D("0.111")).exists())
-    eventually(lambda: Position.objects.get(symbol="BTCUSDT").amount == 0)
+    settles(lambda: Order.objects.filter(source=Order.Source.TRAILING_STOP, executed_qty=D("0.111")).exists())
+    settles(lambda: Position.objects.get(symbol="BTCUSDT").amount == 0)
     filled = Order.objects.get(source=Order.Source.TRAILING_STOP)
     assert filled.protective == resting and filled.avg_price == D("46035")
-    eventually(lambda: ProtectiveOrder.objects.get().status == ProtectiveOrder.Status.TRIGGERED)
+    settles(lambda: ProtectiveOrder.objects.get().status == ProtectiveOrder.Status.TRIGGERED)
 
 
 def test_in_hedge_mode_it_names_the_side_and_is_not_reduce_only(client, strategy, binance_fake):
@@ -150,9 +113,7 @@ def test_in_hedge_mode_it_names_the_side_and_is_not_reduce_only(client, strategy
 def test_the_paper_exchange_tracks_the_best_price_and_triggers_at_the_callback(strategy, settings):
     settings.EXCHANGE = "paper"
     reset_exchange()
-    now = timezone.now()
-    signal = Signal.objects.create(action="buy", symbol="BTCUSDT", strategy="ALSAPRO 1", preference=strategy,
-                                   price=D(45000), status="queued", received_at=now, queued_at=now, idempotency_key="trail")
+    signal = signal_queued(strategy, "trail")
     execute_signal(signal.pk)
     paper = get_exchange()
     protective = PaperProtective.objects.get()
@@ -175,10 +136,7 @@ def test_the_paper_exchange_tracks_the_best_price_and_triggers_at_the_callback(s
 
 @pytest.fixture
 def editor(django_user_model):
-    user = django_user_model.objects.create_user("editor", password="an-editor-password", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="preferences", codename__in=["change_strategypreference", "add_strategypreference"]))
-    return user
+    return strategy_editor(django_user_model)
 
 
 @pytest.mark.parametrize("value", [{"callback": 0.09}, {"callback": 10.5}, {"callback": 1, "activation_pct": 101},
@@ -204,9 +162,7 @@ def test_it_sets_the_trailing_stop_through_the_api_the_page_and_the_admin(editor
                     format="json").status_code == 400  # Binance's steps of 0.1: the form's check
     assert api.post("/preferences/trailing_stop", {"strategy": "ALSAPRO 1", "value": None},
                     format="json").json()["trailing_stop"] is None
-    form = {"name": "ALSAPRO 1", "enabled": "on", "products": "BTCUSDT", "direction": "both", "leverage": "5",
-            "margin_type": "cross", "sizing": "allocation", "allocation_pct": "10", "price_tolerance_pct": "5",
-            "max_signal_age": "", "notes": "", "new_passphrase": "", "trailing_stop_0": "1.5", "trailing_stop_1": "3"}
+    form = strategy_form(trailing_stop_0="1.5", trailing_stop_1="3")
     page = Client()
     page.force_login(editor)
     shown = page.get(f"/ui/strategies/{strategy.pk}/").content.decode()

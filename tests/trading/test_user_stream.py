@@ -18,18 +18,17 @@ from django.db import connection
 
 from analytics.models import LedgerEntry
 from notifications.models import Channel, Notification
-from preferences.models import StrategyPreference
 from tests.fakes.binance_server import API_SECRET, FakeBinance
 from tests.support.cluster import worker_env
 from tests.support.queue import queued_jobs, run_queued_jobs
 from tests.support.stream import eventually, stream_running
+from tests.support.webhook import alert, strategy_create
 from trading.exchange import binance_stream, get_exchange, reset_exchange
 from trading.live import HEARTBEAT, stream_run
-from trading.models import Execution, Order, Position, ProtectiveOrder, WorkerHeartbeat
+from trading.models import Order, Position, ProtectiveOrder, WorkerHeartbeat
 from trading.webhook import RATE_LIMITER
 
 D = Decimal
-PASSPHRASE = "test-passphrase-0123456789"
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,23 +54,13 @@ def client(committed_client):
     return committed_client
 
 
-def alert(client, action: str = "buy", **fields) -> Execution:
-    data = {"action": action, "symbol": "BTCUSDT", "price": 45000, "strategy": "ALSAPRO 1", "passphrase": PASSPHRASE,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    response = client.post("/webhook", json.dumps(data), content_type="application/json")
-    assert response.status_code == 202, response.content
-    run_queued_jobs()
-    return Execution.objects.get(signal_id=response.json()["signal_id"])
-
-
 def position(symbol: str = "BTCUSDT") -> Decimal:
     row = Position.objects.filter(symbol=symbol).first()
     return row.amount if row else D(0)
 
 
 def test_a_triggered_stop_loss_closes_our_position_and_cancels_the_take_profit(client, stream):
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, stop_loss=D(2),
-                                      take_profit=D(3))
+    strategy_create(stop_loss=D(2), take_profit=D(3))
     alert(client)
     held = position()
     assert held > 0
@@ -94,7 +83,7 @@ def test_a_triggered_stop_loss_closes_our_position_and_cancels_the_take_profit(c
 
 def test_a_liquidation_appears_within_a_second(client, stream):
     Channel.objects.create(name="desk", kind="email", email_to="desk@example.com", on_fill=False)
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    strategy_create()
     alert(client)
     held = position()
     stream.set_price("BTCUSDT", "40000")
@@ -110,7 +99,7 @@ def test_a_liquidation_appears_within_a_second(client, stream):
 
 
 def test_a_manual_close_in_binances_app_appears_within_a_second(client, stream):
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    strategy_create()
     alert(client)
     held = position()
     stream.manual_order("BTCUSDT", "SELL", str(held))
@@ -142,7 +131,7 @@ def test_a_replayed_event_changes_nothing(stream):
 
 
 def test_our_own_fill_is_applied_once_whichever_of_answer_and_event_comes_first(client, stream):
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    strategy_create()
     execution = alert(client)
     order = execution.orders.get()
     time.sleep(0.3)  # the stream's events for the same fill arrive too
@@ -262,8 +251,7 @@ def test_the_paper_exchange_reports_a_triggered_stop_within_a_second(settings):
 
     settings.EXCHANGE = "paper"
     reset_exchange()
-    strategy = StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5, stop_loss=D(2),
-                                                 take_profit=D(3))
+    strategy = strategy_create(stop_loss=D(2), take_profit=D(3))
     now = datetime.now(UTC)
     signal = Signal.objects.create(action="buy", symbol="BTCUSDT", strategy=strategy.name, preference=strategy,
                                    price=D(45000), status="queued", received_at=now, queued_at=now, idempotency_key="p1")
@@ -360,7 +348,7 @@ def test_a_leverage_changed_in_binances_app_is_noticed_from_the_stream_and_the_n
     from trading.models import SymbolSetting
 
     settings.EXCHANGE_SETTINGS_MAX_AGE = 3600  # no stale read: only the stream can tell
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    strategy_create()
     alert(client)
     account = get_exchange().account_id
     eventually(lambda: SymbolSetting.objects.get(account=account, symbol="BTCUSDT").leverage == 5, within=3)
@@ -380,7 +368,7 @@ def test_a_leverage_changed_in_binances_app_is_noticed_from_the_stream_and_the_n
 def test_leverage_and_margin_type_are_read_again_when_the_stream_reopens(stream):
     from trading.models import SymbolSetting
 
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    strategy_create()
     stream.drop_streams(refuse=True)
     stream.change_margin_type_in_app("BTCUSDT", "ISOLATED")  # never pushed
     stream.streams_refused = False
@@ -392,7 +380,7 @@ def test_a_reopened_stream_still_reconciles_when_the_settings_cannot_be_read(bin
     from trading.exchange import StreamConnected
     from trading.live import event_apply
 
-    StrategyPreference.objects.create(name="ALSAPRO 1", products=["BTCUSDT"], leverage=5)
+    strategy_create()
     binance_fake.set_position("BTCUSDT", "0.010", "45000")
     binance_fake.fail_next("/fapi/v1/symbolConfig", method="GET", status=404, code=-5000, msg="Not served.")
     binance_fake.fail_next("/fapi/v1/symbolConfig", method="GET", status=404, code=-5000, msg="Not served.")

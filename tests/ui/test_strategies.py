@@ -14,17 +14,15 @@ from django.test import Client
 
 from preferences.models import StrategyPreference
 from preferences.views import PASSPHRASE_PLACEHOLDER, SHOW_ONCE, alert_message
+from tests.support.forms import strategy_form
+from tests.support.users import strategy_editor
 from trading.models import Signal
 from trading.webhook import RATE_LIMITER
 
 pytestmark = pytest.mark.django_db
 
 OLD_PASSPHRASE = "the-old-strategy-passphrase"
-VALID = {
-    "name": "ALSAPRO 1", "enabled": "on", "products": "BTCUSDT, ETHUSDT", "direction": "both", "leverage": "5",
-    "margin_type": "cross", "sizing": "allocation", "allocation_pct": "10", "price_tolerance_pct": "5",
-    "max_signal_age": "", "notes": "", "new_passphrase": "",
-}
+VALID = strategy_form(products="BTCUSDT, ETHUSDT")
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +41,7 @@ def strategy() -> StrategyPreference:
 
 @pytest.fixture
 def staff(django_user_model):
-    user = django_user_model.objects.create_user("staff", password="a-staff-password", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="preferences", codename__in=["change_strategypreference", "add_strategypreference"]
-    ))
-    return user
+    return strategy_editor(django_user_model, "staff", "a-staff-password")
 
 
 @pytest.fixture
