@@ -14,6 +14,7 @@ given their names for its log. Imports pending when the stream process stops are
 5-minute import.
 """
 
+import math
 import threading
 import time
 
@@ -37,7 +38,7 @@ class LedgerFollower:
         self._lock = threading.Lock()  # fills are seen on the stream's thread, imports queued on ours
         self._fills: dict[str, float] = {}  # symbol → its latest fill not yet followed by an import
         self._first = 0.0  # when the first of those fills came
-        self._imported = float("-inf")  # when the last import was queued
+        self._imported = -math.inf  # when the last import was queued (monotonic seconds; none yet)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -117,6 +117,8 @@ def _number_schema(field: models.IntegerField | models.DecimalField) -> dict[str
         # A power of ten below the column's digits: a float that large still rounds within them.
         top = Decimal(10) ** (field.max_digits - field.decimal_places - 1)
         low, high = max([-top, *lows]), min([top, *highs])
+        # Bounds of a schema, not money: the OpenAPI document is JSON, whose numbers clients read as
+        # floats anyway; as_json_schema below reads them back exactly (by their shortest repr).
         return {"type": "number", "minimum": float(low), "maximum": float(high),
                 "description": f"a number from {low} to {high}, kept to {field.decimal_places} decimals"}
     # The column's own range, whichever database this process uses: the schema is one for all.
