@@ -50,7 +50,7 @@ ID_LETTERS = {"stop_loss": "s", "take_profit": "t", "trailing": "r"}  # in the c
 
 def position_protect(*, execution: Execution, signal: Signal, exchange: Exchange) -> str:
     """Bring the symbol's protective orders in line with its position; the alarm ("" if none)."""
-    preference = StrategyPreference.objects.filter(pk=signal.preference_id).first() if signal.preference_id else None
+    preference = _preference(signal)
     configured = preference is not None and bool(preference.stop_loss or preference.take_profit
                                                   or preference.take_profit_ladder or preference.trailing_stop)
     alert_prices = (signal.stop_loss is not None or signal.take_profit is not None or "trail" in signal.payload
@@ -72,6 +72,14 @@ def position_protect(*, execution: Execution, signal: Signal, exchange: Exchange
         Execution.objects.filter(pk=execution.pk).update(protection_alarm=alarm)
         execution.protection_alarm = alarm
     return alarm
+
+
+def _preference(signal: Signal) -> StrategyPreference | None:
+    """The strategy's settings the decision was made with (trading/deciding.py reads them fresh and
+    keeps them on the signal): the protection follows the same word, without a second query."""
+    if Signal.preference.is_cached(signal):
+        return signal.preference
+    return StrategyPreference.objects.filter(pk=signal.preference_id).first() if signal.preference_id else None
 
 
 def _sides_traded(execution: Execution) -> set[str]:

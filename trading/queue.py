@@ -83,7 +83,8 @@ def _send(signal_id: int, symbol: str | None = None) -> None:
     call: ~80 µs of CPU a job instead of 100-140 (docs/BENCHMARKS.md). The same keys and values,
     signed the same way: a worker cannot tell the two apart (tests/trading/test_queue_package.py)."""
     if Conf.SYNC or Conf.CACHED:  # run in-process or through the cache: django-q2's own path
-        async_task(EXECUTE_TASK, *_arguments(signal_id, symbol), broker=broker(), task_name=f"signal-{signal_id}")
+        async_task(EXECUTE_TASK, *_arguments(signal_id, symbol), broker=broker(), task_name=f"signal-{signal_id}",
+                   save=False)
         return
     task = execution_task(signal_id, symbol)
     pre_enqueue.send(sender="django_q", task=task)
@@ -91,9 +92,12 @@ def _send(signal_id: int, symbol: str | None = None) -> None:
 
 
 def execution_task(signal_id: int, symbol: str | None = None) -> dict:
-    """django_q.tasks.async_task's package for execute_signal(signal_id[, symbol]), key for key."""
+    """django_q.tasks.async_task's package for execute_signal(signal_id[, symbol], save=False), key for
+    key. `save` False: a task that succeeded leaves no Success row. The signal's Execution is its
+    record; the row cost the cluster's monitor a SELECT and an INSERT of the pickled package per signal,
+    ~9 % of the workers' CPU in a bar-close burst (docs/BENCHMARKS.md). A failed task is still kept."""
     task: dict = {"id": uuid.uuid4().hex, "name": f"signal-{signal_id}", "func": EXECUTE_TASK,
-                  "args": _arguments(signal_id, symbol)}
+                  "args": _arguments(signal_id, symbol), "save": False}
     if Conf.ACK_FAILURES:
         task["ack_failure"] = Conf.ACK_FAILURES
     task["kwargs"] = {}
