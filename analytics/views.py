@@ -23,6 +23,7 @@ from analytics.allocation import Allocation, Holding, allocation_by_strategy
 from analytics.dashboard import equity_points, freshness, strategy_locks
 from analytics.forms import ExecutionFilterForm, SignalFilterForm
 from analytics.models import AccountSnapshot
+from analytics.protective import execution_protection, live_protection, protection_asked
 from analytics.timeline import decision_plan, sizing_rows, stage_timeline
 from trading.api import account_summary
 from trading.exchange import get_exchange
@@ -70,9 +71,11 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     account = exchange.account_id
     snapshot = AccountSnapshot.objects.filter(account=account).first()
     positions = _open_positions(exchange.name)
+    allocation = _allocation(positions)
+    live_protection(positions)  # after _allocation: the same rows, and one query for all their protective orders
     context = {
         "summary": account_summary(snapshot, positions),
-        "allocation": _allocation(positions),
+        "allocation": allocation,
         "freshness": freshness(snapshot, now=timezone.now()),
         "executions": _execution_rows()[:RECENT_EXECUTIONS],
         # Orders the exchange reported without our sending them: stops, liquidations, trades by hand.
@@ -123,7 +126,8 @@ def execution_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
     orders = Prefetch("orders", queryset=Order.objects.order_by("leg"))
-    execution = get_object_or_404(Execution.objects.select_related("signal").prefetch_related(orders), pk=execution_id)
+    execution = get_object_or_404(
+        Execution.objects.select_related("signal__preference").prefetch_related(orders, "protective_orders"), pk=execution_id)
     # The passphrase is never stored; redacting again keeps a future change to storage from leaking it here.
     payload = redact(execution.signal.payload) if isinstance(execution.signal.payload, dict) else {}
     plan = decision_plan(execution.decision)
@@ -134,6 +138,8 @@ def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
         "sizing": sizing_rows(plan.sizing) if plan else [],
         "decision_json": json.dumps(execution.decision, indent=2, ensure_ascii=False),
         "timeline": stage_timeline(execution),
+        "protection": execution_protection(execution),
+        "protection_asked": protection_asked(execution),
     })
 
 

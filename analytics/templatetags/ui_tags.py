@@ -9,7 +9,7 @@ from django.utils.safestring import SafeString
 
 register = template.Library()
 
-# A badge's colour, by status (Execution's and Signal's). Every badge also says its status in words,
+# A badge's colour, by status (Execution's, Signal's and ProtectiveOrder's). Every badge also says its status in words,
 # so the colour is never the only signal (a colour-blind trader reads the text).
 TONES = {
     "filled": "ok",
@@ -25,6 +25,12 @@ TONES = {
     "filtered": "muted",
     "rejected": "bad",
     "failed": "bad",
+    # A protective order's (ProtectiveOrder.Status): resting is good, gone from the exchange unexplained is not.
+    "active": "ok",
+    "placing": "info",
+    "triggered": "info",
+    "cancelled": "muted",
+    "gone": "warn",
 }
 
 

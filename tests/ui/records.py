@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from analytics.models import AccountSnapshot
-from trading.models import Execution, Order, Position, Signal, WorkerHeartbeat
+from trading.models import Execution, Order, Position, ProtectiveOrder, Signal, WorkerHeartbeat
 from trading.recovery import heartbeat
 
 PLAN = {
@@ -58,3 +58,16 @@ def make_account(*, age: timedelta = timedelta(seconds=30), heartbeat_age: timed
     if heartbeat_age is not None:
         heartbeat()  # as a worker process of this host beats
         WorkerHeartbeat.objects.update(beat_at=now - heartbeat_age)
+
+
+def make_protective(execution: Execution, kind: str, trigger: str, *, status: str = "active", level: int = 0,
+                    quantity: str | None = None, callback: str | None = None, position_side: str = "BOTH",
+                    side: str = "SELL", ago: timedelta = timedelta(minutes=5), **fields) -> ProtectiveOrder:
+    """A protective order as trading/protection.py records one (a long's: SELL), made directly."""
+    count = ProtectiveOrder.objects.count()
+    return ProtectiveOrder.objects.create(
+        execution=execution, symbol=fields.pop("symbol", execution.symbol), position_side=position_side, kind=kind,
+        side=side, trigger_price=Decimal(trigger), quantity=None if quantity is None else Decimal(quantity), level=level,
+        callback_rate=None if callback is None else Decimal(callback), status=status,
+        client_id=f"pt-ui-{execution.pk}-{count}", created_at=timezone.now() - ago, **fields,
+    )

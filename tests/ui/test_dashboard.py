@@ -78,10 +78,11 @@ def test_it_reads_a_bounded_number_of_queries(trader_client, django_assert_max_n
     make_account()
     for n in range(30):
         make_execution(n)
-    # One query per panel, whatever the number of rows (the orders the exchange reported, the kill switch: one each).
-    with django_assert_max_num_queries(12):  # + the user's permissions (kill switch), the locked strategies
+    # One query per panel, whatever the number of rows (the orders the exchange reported, the kill switch, the
+    # positions' protective orders: one each).
+    with django_assert_max_num_queries(13):  # + the user's permissions (kill switch), the locked strategies
         trader_client.get("/ui/")
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         trader_client.get("/ui/", headers={"HX-Request": "true"})
 
 
