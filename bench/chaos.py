@@ -5,19 +5,29 @@ SQLite file), the Redis broker on a database of its own (11, flushed) or the ORM
 `qcluster` processes, gunicorn, and the fake Binance exchange served from this process — takes N
 webhooks at up to R per second over ≥ 8 symbols and three strategies that share them (opens, adds,
 closes, reversals), a fifth of them exact copies of another (half sent at the same instant, half up
-to 3 s later), each resent as TradingView does after a 5xx or a timeout. Meanwhile:
+to 3 s later), each resent as TradingView does after a 5xx or a timeout. Most go out at a steady pace;
+the rest in bar-close bursts, as TradingView sends them at a candle's close (many strategies and
+symbols in the same second): half a period into the load and then every --burst-every s (5), while
+inside the load's span, --burst-size (60) distinct alerts over all the run's symbols leave within
+0.5 s. The burst alerts count within --signals (they take at most half the distinct signals), so the
+load lasts as long as without them; --no-bursts sends them all at the steady pace. Meanwhile:
 - every few seconds one of the two clusters, picked at random, is SIGKILLed (its whole process group)
-  and restarted at once, as systemd's Restart=always would;
+  and restarted at once, as systemd's Restart=always would; and 0.2–0.6 s after each burst's first
+  alert, one of the two qclusters likewise, so that a kill lands while the burst is taken in and run;
 - the exchange (tests/fakes/binance_server.py, RandomFaults, seeded) answers each new order, with
   probability p each, 503 after filling, a stall of 1.5 s past the client's 1 s timeout (then fills),
   429 with Retry-After 1, -1021, or 500 before filling; and each order lookup, with probability p, 503.
 Then it waits until every accepted signal is final and no order's outcome is unknown, and checks
 what the webhooks were answered, what the database recorded and what the exchange did against each
-other (bench/chaos_checks.py). Exit status 1 on any loss, duplicate or disagreement.
+other (bench/chaos_checks.py), the burst signals like every other. The report counts the bursts, the
+kills that landed during one (from its first alert until its last signal was final), and the send →
+first order at the exchange time of the burst signals against the steady ones. Exit status 1 on any
+loss, duplicate or disagreement.
 
     .venv/bin/python bench/chaos.py                          # PostgreSQL + Redis, 1000 webhooks at 100/s
     .venv/bin/python bench/chaos.py --signals 200 --rate 50  # the CI variant (tests/trading/test_chaos.py)
     .venv/bin/python bench/chaos.py --database sqlite --broker orm --rate 50
+    .venv/bin/python bench/chaos.py --no-bursts               # the steady pace only
 """
 
 import argparse
@@ -34,14 +44,14 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from chaos_checks import Post, Report, check_all, tallies, when  # noqa: E402
+from chaos_checks import Post, Report, check_all, stored_rows, tallies, when  # noqa: E402
 from chaos_cluster import Cluster, Kill, Killer, Peek, become_subreaper, broker, database  # noqa: E402
 
 from common import PASSPHRASE, environment, machine, manage, serving, summary  # noqa: E402
@@ -57,6 +67,8 @@ RESEND_AFTER = 5.0  # seconds; TradingView waits 5 s before resending after a 5x
 # a storm of resends (each timed-out copy comes back, while gunicorn still processes the first).
 SENDERS = 32
 SEND_TIMEOUT = 3.0  # seconds; TradingView cancels a webhook request after 3 s
+BURST_WINDOW = 0.5  # seconds: a bar close's alerts all leave within this
+BURST_KILL = (0.2, 0.6)  # seconds after a burst's first alert: when the kill planned into it lands
 PENDING_SQL = "SELECT COUNT(*) FROM trading_signal WHERE status IN ('queued', 'executing')"
 UNRESOLVED_SQL = "SELECT COUNT(*) FROM trading_order WHERE status IN ('sent', 'unknown', 'NEW', 'PARTIALLY_FILLED')"
 DUMP = """
@@ -96,6 +108,30 @@ class Planned:
     action: str
     quantity: str | None  # for the strategy that sizes by the alert's quantity
     spelled: str  # the symbol as the alert writes it: BTCUSDT, BTCUSDT.P or BINANCE:BTCUSDT.P
+    burst: int | None = None  # the bar-close burst it goes out in, if any
+
+
+@dataclass
+class Burst:
+    """A bar close: its distinct alerts over all the symbols, within BURST_WINDOW s, and the kill
+    planned into it; `first`, `last` and `drained` are filled in after the run (measure_bursts)."""
+
+    number: int
+    at: float  # seconds after the start: its first alert is due
+    kill_at: float  # seconds after the start: a qcluster is killed
+    signals: list[int]  # the distinct signals it carries (their copies are not counted)
+    first: float = 0.0  # epoch seconds: its first alert sent
+    last: float = 0.0  # its last alert sent
+    drained: float = 0.0  # its last signal final (its execution finished), or `last` if later
+    running: list[tuple[float, float]] = field(default_factory=list)  # its executions' (started, finished)
+
+    def during(self, kill: Kill) -> bool:
+        """The kill landed between the burst's first alert and its last signal final."""
+        return self.first <= kill.at <= self.drained
+
+    def hit(self, kill: Kill) -> bool:
+        """The kill landed while one of the burst's signals was being executed."""
+        return any(started <= kill.at <= finished for started, finished in self.running)
 
 
 def strategies(symbols: list[str]) -> dict[str, dict]:
@@ -115,27 +151,60 @@ def alert_quantity(symbol: str) -> str:
     return str((math.ceil(target / rules.step_size) * rules.step_size).normalize())
 
 
-def plan(rng: random.Random, count: int, duplicates: float, rate: float, symbols: list[str]):
-    """The distinct signals and the posts carrying them: (seconds after the start, Post), in order."""
+def burst_moments(span: float, distinct: int, every: float, size: int) -> list[float]:
+    """When the bar closes fall (seconds after the start): half a period in, then every `every` s,
+    while a burst ends inside the load's span and the bursts take at most half the distinct signals."""
+    if every <= 0 or size <= 0:
+        return []
+    fit = max(0, math.floor((span - BURST_WINDOW) / every - 0.5) + 1)
+    return [(number + 0.5) * every for number in range(min(fit, distinct // 2 // size))]
+
+
+def alert(rng: random.Random, books: dict[str, dict], name: str, symbol: str, burst: int | None = None) -> Planned:
+    """One alert of strategy `name` on `symbol`: its action, its quantity (if the strategy sizes by the
+    alert's) and how it spells the symbol, drawn at random."""
+    action = rng.choices([a for a, _ in ACTIONS], [w for _, w in ACTIONS])[0]
+    quantity = alert_quantity(symbol) if books[name].get("sizing") == "signal" else None
+    spelled = rng.choices([symbol, f"{symbol}.P", f"BINANCE:{symbol}.P"], [8, 1, 1])[0]
+    return Planned(name, symbol, action, quantity, spelled, burst)
+
+
+def plan(rng: random.Random, count: int, duplicates: float, rate: float, symbols: list[str],
+         bursts: tuple[float, int] | None) -> tuple[list[Planned], list[tuple[float, Post]], list[Burst]]:
+    """The distinct signals; the posts carrying them, (seconds after the start, Post), in order; and
+    the bar-close bursts (every, size) among them. Without bursts, the same plan for a seed as before
+    they existed: the steady signals are drawn first."""
     books = strategies(symbols)
     distinct = count - round(count * duplicates)
-    signals = []
-    for _ in range(distinct):
-        name = rng.choice(list(books))
-        symbol = rng.choice(books[name]["products"])
-        action = rng.choices([a for a, _ in ACTIONS], [w for _, w in ACTIONS])[0]
-        quantity = alert_quantity(symbol) if books[name].get("sizing") == "signal" else None
-        spelled = rng.choices([symbol, f"{symbol}.P", f"BINANCE:{symbol}.P"], [8, 1, 1])[0]
-        signals.append(Planned(name, symbol, action, quantity, spelled))
     span = count / rate
-    timeline = [(index * span / distinct, Post(index, "original")) for index in range(distinct)]
+    moments = burst_moments(span, distinct, *bursts) if bursts else []
+    size = bursts[1] if bursts else 0
+    steady = distinct - len(moments) * size
+    signals, due = [], []
+    for index in range(steady):
+        name = rng.choice(list(books))
+        signals.append(alert(rng, books, name, rng.choice(books[name]["products"])))
+        due.append(index * span / steady)
+    planned_bursts = []
+    for number, at in enumerate(moments):
+        order = rng.sample(symbols, len(symbols))  # every symbol in each burst, round and round
+        offsets = sorted([0.0] + [rng.uniform(0, BURST_WINDOW) for _ in range(size - 1)])
+        members = []
+        for position, offset in enumerate(offsets):
+            symbol = order[position % len(order)]
+            name = rng.choice([name for name, book in books.items() if symbol in book["products"]])
+            members.append(len(signals))
+            signals.append(alert(rng, books, name, symbol, number))
+            due.append(at + offset)
+        planned_bursts.append(Burst(number, at, at + rng.uniform(*BURST_KILL), members))
+    timeline = [(due[index], Post(index, "original")) for index in range(distinct)]
     for _ in range(count - distinct):
         index = rng.randrange(distinct)
         later = rng.random() < 0.5
         offset = rng.uniform(0.2, 3.0) if later else 0.0
-        timeline.append((index * span / distinct + offset, Post(index, "later duplicate" if later else "concurrent duplicate")))
+        timeline.append((due[index] + offset, Post(index, "later duplicate" if later else "concurrent duplicate")))
     timeline.sort(key=lambda item: (item[0], item[1].kind != "original"))
-    return signals, timeline
+    return signals, timeline, planned_bursts
 
 
 def body_of(planned: Planned, index: int, run: str) -> bytes:
@@ -184,15 +253,14 @@ def deliver(base: str, post: Post, bodies: Bodies) -> None:
         time.sleep(RESEND_AFTER)
 
 
-def load(base: str, timeline: list, bodies: Bodies) -> tuple[float, float]:
-    """Send every post at its time; returns (start, end) of the load."""
-    start = time.time()
+def load(base: str, timeline: list, bodies: Bodies, start: float) -> float:
+    """Send every post at its time after `start`; returns when the load ended."""
     with ThreadPoolExecutor(max_workers=SENDERS) as pool:
         for due, post in timeline:
             time.sleep(max(0.0, start + due - time.time()))
             post.due = start + due
             pool.submit(deliver, base, post, bodies)
-    return start, time.time()
+    return time.time()
 
 
 def achieved_rate(timeline: list, start: float) -> str:
@@ -254,14 +322,86 @@ def evidence(signal_id: int, dump: dict, exchange: dict, faults: RandomFaults, s
     return "\n".join(lines)
 
 
-def print_report(report: Report, dump: dict, times: dict, kills: list[Kill], faults: RandomFaults) -> None:
+def measure_bursts(done: "Run", dump: dict) -> None:
+    """Fill in when each burst's alerts left and when its last signal was final."""
+    rows, sent = stored_rows(dump), first_sent(done.timeline)
+    spans = {row["signal_id"]: (when(row["started_at"]), when(row["finished_at"])) for row in dump["executions"]}
+    for burst in done.bursts:
+        moments = [sent[index] for index in burst.signals if index in sent]
+        burst.first, burst.last = min(moments, default=0.0), max(moments, default=0.0)
+        ids = [rows[index]["id"] for index in burst.signals if index in rows]
+        burst.running = [(started, finished) for started, finished in (spans.get(sid, (None, None)) for sid in ids)
+                         if started is not None and finished is not None]
+        burst.drained = max([burst.last] + [finished for _, finished in burst.running])
+
+
+def first_sent(timeline: list) -> dict[int, float]:
+    """Signal index → when its first copy left."""
+    sent: dict[int, float] = {}
+    for _, post in timeline:
+        if post.sent_at:
+            sent[post.signal] = min(sent.get(post.signal, post.sent_at), post.sent_at)
+    return sent
+
+
+def send_to_order(done: "Run", dump: dict, exchange: dict) -> tuple[list[float], list[float]]:
+    """ms from a signal's first copy sent to its first order request at the exchange: (burst, steady)."""
+    signal_of = {order["client_order_id"]: order["signal_id"] for order in dump["orders"]}
+    ordered: dict[int, float] = {}
+    for at, method, cid in exchange["requests"]:
+        if method == "POST" and cid in signal_of:
+            ordered[signal_of[cid]] = min(ordered.get(signal_of[cid], at), at)
+    rows, sent = stored_rows(dump), first_sent(done.timeline)
+    burst: list[float] = []
+    steady: list[float] = []
+    for index, row in rows.items():
+        if row["id"] in ordered and index in sent:
+            (steady if done.signals[index].burst is None else burst).append((ordered[row["id"]] - sent[index]) * 1000)
+    return burst, steady
+
+
+def burst_lines(done: "Run", dump: dict, exchange: dict) -> list[str]:
+    """The bursts, the kills that landed during one, and the burst signals' send → order time."""
+    if not done.bursts:
+        return ["bursts: none" + (" (--no-bursts)" if not done.args.bursts else
+                                  " (no burst fits the load's span, or half the distinct signals)")]
+    start = done.times["start"] or 0.0
+    measure_bursts(done, dump)
+    during = [kill for kill in done.kills if any(burst.during(kill) for burst in done.bursts)]
+    sending = [kill for kill in during if any(burst.first <= kill.at <= burst.last for burst in done.bursts)]
+    hits = [kill for kill in during if any(burst.hit(kill) for burst in done.bursts)]
+    alerts = sum(len(burst.signals) for burst in done.bursts)
+    lines = [f"bursts: {len(done.bursts)} bar close{'s' if len(done.bursts) > 1 else ''} of {done.args.burst_size} alerts "
+             f"over all {done.args.symbols} symbols, each within {BURST_WINDOW:g} s ({alerts} of the {len(done.signals)} "
+             f"distinct signals); kills during a burst (its first alert → its last signal final): {len(during)} of "
+             f"{len(done.kills)} ({sum(k.planned for k in during)} planned into it, {sum(not k.planned for k in during)} "
+             f"random; {sum(k.lanes_held > 0 for k in during)} while holding lanes, {len(sending)} while its alerts "
+             f"were still arriving, {len(hits)} while one of its signals was executing)"]
+    for burst in done.bursts:
+        kills = [k for k in done.kills if burst.during(k)]
+        lines.append(f"  burst {burst.number + 1} at {burst.first - start:.1f} s: sent over {burst.last - burst.first:.2f} s, "
+                     f"its last signal final {burst.drained - burst.first:.1f} s after its first alert; kills in it: "
+                     + (", ".join(f"{k.at - start:.1f}s:{k.cluster}{'*' if k.planned else ''}"
+                                  f"{'' if burst.hit(k) else ' (none of its signals executing)'}"
+                                  f"{f' ({k.lanes_held} lanes held)' if k.lanes_held else ''}" for k in kills) or "none"))
+    in_bursts, steady = send_to_order(done, dump, exchange)
+    lines.append("send → first order at the exchange ms: burst signals "
+                 + (summary(in_bursts) if in_bursts else "none") + "; steady " + (summary(steady) if steady else "none"))
+    return lines
+
+
+def print_report(report: Report, dump: dict, times: dict, kills: list[Kill], faults: RandomFaults,
+                 bursts: list[str]) -> None:
     start = times["start"]
     after = {name: (f"{moment - start:.1f} s" if moment else "never") for name, moment in times.items()}
     print(f"\nload {after['load_end']}; all signals final {after['final']}, all orders resolved {after['resolved']} "
           "after the first webhook")
     held = sum(k.lanes_held for k in kills)
     print(f"kills: {len(kills)} ({sum(k.lanes_held > 0 for k in kills)} while holding lanes, {held} lanes in all), at "
-          + ", ".join(f"{k.at - start:.1f}s:{k.cluster}" for k in kills))
+          + ", ".join(f"{k.at - start:.1f}s:{k.cluster}{'*' if k.planned else ''}" for k in kills)
+          + (" (* planned into a burst)" if any(k.planned for k in kills) else ""))
+    for line in bursts:
+        print(line)
     intake = [(when(row["queued_at"]) - when(row["received_at"])) * 1000 for row in dump["signals"] if row["queued_at"]]
     print(f"intake (received_at → queued_at) ms: {summary(intake)}")
     print("faults drawn: " + " · ".join(f"{kind} {n}" for kind, n in sorted(faults.counts().items())))
@@ -287,6 +427,10 @@ def main() -> int:
     parser.add_argument("--duplicates", type=float, default=0.2, help="share of the webhooks that copy another")
     parser.add_argument("--symbols", type=int, default=10, choices=range(8, len(PRICES) + 1), metavar="8..12")
     parser.add_argument("--workers", type=int, default=4, help="worker processes per qcluster")
+    parser.add_argument("--burst-every", type=float, default=5.0,
+                        help="seconds between bar-close bursts (the first half of it into the load)")
+    parser.add_argument("--burst-size", type=int, default=60, help="distinct alerts in each burst, over all the symbols")
+    parser.add_argument("--no-bursts", dest="bursts", action="store_false", help="every signal at the steady pace")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--broker", choices=("redis", "orm"), default="redis")
@@ -308,7 +452,10 @@ def main() -> int:
 class Run:
     """What one chaos run did, for the checks and the report."""
 
+    args: argparse.Namespace
+    signals: list[Planned]
     timeline: list
+    bursts: list[Burst]
     kills: list[Kill]
     faults: RandomFaults
     times: dict[str, float | None]  # start, load_end, final, resolved
@@ -325,10 +472,13 @@ def run(args, seed: int, db_url: str, redis_url: str | None) -> int:
         "BINANCE_TIMEOUT": "1", "Q_WORKERS": str(args.workers), "LANE_KEEPER": "1", "LOG_LEVEL": "warning"})
     print(f"machine: {machine()}")
     print(f"chaos: {args.signals} webhooks at {args.rate:g}/s over {len(symbols)} symbols, 3 strategies, "
-          f"{args.duplicates:.0%} duplicates; {args.database} + {args.broker}; 2 qclusters × {args.workers} workers"
+          f"{args.duplicates:.0%} duplicates"
+          + (f", bar-close bursts of {args.burst_size} every {args.burst_every:g} s" if args.bursts else ", no bursts")
+          + f"; {args.database} + {args.broker}; 2 qclusters × {args.workers} workers"
           f"{' + the user data stream' if args.stream else ''}; "
-          f"kill every ~{args.kill_every:g} s; orders in flight {args.order_delay:g} s; order faults p={args.fault_rate:g} "
-          f"each, lookup 503 p={args.lookup_fault_rate:g}; seed {seed}", flush=True)
+          f"kill every ~{args.kill_every:g} s{' and into each burst' if args.bursts else ''}; "
+          f"orders in flight {args.order_delay:g} s; order faults p={args.fault_rate:g} each, "
+          f"lookup 503 p={args.lookup_fault_rate:g}; seed {seed}", flush=True)
     django(env, "migrate", "--noinput", "-v", "0")
     setup = "from preferences.models import StrategyPreference as S\n" + "".join(
         f"S.objects.update_or_create(name={name!r}, defaults={fields!r})\n" for name, fields in strategies(symbols).items())
@@ -364,11 +514,14 @@ def exercise(args, seed: int, env: dict, fake: FakeBinance, peek: Peek, logs: Pa
         while peek.scalar("SELECT COUNT(*) FROM trading_workerheartbeat") == 0 and time.time() < deadline:
             time.sleep(0.2)  # a worker's recovery watch beats as it starts
         fake.random_faults = faults = RandomFaults(seed=seed, p=args.fault_rate, lookup_p=args.lookup_fault_rate)
-        signals, timeline = plan(random.Random(seed), args.signals, args.duplicates, args.rate, symbols)
+        signals, timeline, bursts = plan(random.Random(seed), args.signals, args.duplicates, args.rate, symbols,
+                                         (args.burst_every, args.burst_size) if args.bursts else None)
         with serving({**env, "LOG_LEVEL": "error"}, web_workers=3) as base:  # 4xx are counted, not logged
             killer = Killer(clusters, args.kill_every, seed + 1, peek)
             killer.start()
-            start, load_end = load(base, timeline, Bodies(signals, f"{seed}-{os.getpid()}"))
+            start = time.time()
+            killer.plan([start + burst.kill_at for burst in bursts])
+            load_end = load(base, timeline, Bodies(signals, f"{seed}-{os.getpid()}"), start)
             print(f"  load sent in {load_end - start:.1f} s; {achieved_rate(timeline, start)}", flush=True)
             final_at, resolved_at = wait_until_settled(peek, killer, args.timeout, start)
             if killer.is_alive():
@@ -377,13 +530,13 @@ def exercise(args, seed: int, env: dict, fake: FakeBinance, peek: Peek, logs: Pa
         for cluster in clusters:
             cluster.stop()
     times = {"start": start, "load_end": load_end, "final": final_at, "resolved": resolved_at}
-    return Run(timeline, killer.kills, faults, times)
+    return Run(args, signals, timeline, bursts, killer.kills, faults, times)
 
 
 def conclude(report: Report, dump: dict, exchange: dict, done: Run, logs: Path, *, keep: bool) -> None:
     """Print the report and the evidence; keep the run's record and logs when something failed."""
     start = done.times["start"]
-    print_report(report, dump, done.times, done.kills, done.faults)
+    print_report(report, dump, done.times, done.kills, done.faults, burst_lines(done, dump, exchange))
     for signal_id in sorted(report.suspects)[:5]:
         print(evidence(signal_id, dump, exchange, done.faults, start))
     for note in report.notes:
@@ -391,7 +544,8 @@ def conclude(report: Report, dump: dict, exchange: dict, done: Run, logs: Path, 
     for problem in report.problems:
         print(f"PROBLEM {problem}")
     record = {"posts": [vars(post) for _, post in done.timeline], "dump": dump, "exchange": exchange,
-              "kills": [vars(kill) for kill in done.kills], "faults": done.faults.log}
+              "kills": [vars(kill) for kill in done.kills], "faults": done.faults.log,
+              "bursts": [vars(burst) for burst in done.bursts]}
     (logs / "run.json").write_text(json.dumps(record, default=str))
     print(f"worker logs and the run's record (run.json): {logs}" + ("" if keep or report.problems else " (removed)"))
     if not keep and not report.problems:

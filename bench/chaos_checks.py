@@ -92,8 +92,7 @@ def check_intake(report: Report, posts: list[Post], dump: dict) -> dict[int, int
     the one signal stored for it. A body no attempt of which was answered (timeouts, 5xx) may or may
     not be stored: TradingView would resend it; its row, if any, is found by the body's `id` and is
     executed like any other. Returns signal index → its stored signal id."""
-    rows = {int(row["idempotency_key"].rsplit("-", 1)[1]): row for row in dump["signals"]
-            if (row["idempotency_key"] or "").startswith("id:CHAOS")}
+    rows = stored_rows(dump)
     by_signal: dict[int, list[Post]] = defaultdict(list)
     for post in posts:
         by_signal[post.signal].append(post)
@@ -138,6 +137,12 @@ def check_intake(report: Report, posts: list[Post], dump: dict) -> dict[int, int
                   for sid, n in counted.items() if sid in rows_by_id and rows_by_id[sid]["duplicate_count"] < n]
     report.check("signals whose duplicate_count is below the duplicates answered", miscounted)
     return stored
+
+
+def stored_rows(dump: dict) -> dict[int, dict]:
+    """Signal index → the row stored for it, found by the body's `id` (chaos-<run>-<index>)."""
+    return {int(row["idempotency_key"].rsplit("-", 1)[1]): row for row in dump["signals"]
+            if (row["idempotency_key"] or "").startswith("id:CHAOS")}
 
 
 def answered_at(posts: list[Post], accepted: dict[int, int]) -> dict[int, float]:

@@ -1,9 +1,11 @@
 """The chaos proof's deployment pieces (bench/chaos.py): a database and a Redis database of the run's
 own, a peek at the database without Django, and the two worker clusters with the thread that kills
-one of them at random every few seconds and starts it again at once."""
+one of them at random every few seconds (and one of the qclusters at moments planned into the load's
+bar-close bursts) and starts it again at once."""
 
 import contextlib
 import ctypes
+import math
 import os
 import random
 import shutil
@@ -145,27 +147,53 @@ class Kill:
     at: float
     cluster: str
     lanes_held: int  # lanes its processes held at the kill: work interrupted mid-way
+    planned: bool = False  # a kill planned into a bar-close burst (Killer.plan), not a random one
 
 
 class Killer(threading.Thread):
     """Every `every` s (± half), SIGKILL one cluster (or the stream process) at random and start it
-    again at once."""
+    again at once; and at each moment given to plan(), one of the worker clusters likewise."""
 
     def __init__(self, clusters: list[Cluster], every: float, seed: int, peek: Peek) -> None:
         super().__init__(name="killer", daemon=True)
         self.clusters, self.every, self.rng, self.peek = clusters, every, random.Random(seed), peek
+        self.planned_rng = random.Random(f"{seed} planned")  # the random kills draw as they did without plans
         self.kills: list[Kill] = []
+        self.planned: list[float] = []  # epoch seconds, earliest first
+        self.lock = threading.Lock()
         self.stopping = threading.Event()
 
+    def plan(self, moments: list[float]) -> None:
+        """Also kill a worker cluster (a qcluster, never the stream process) at each of these moments."""
+        with self.lock:
+            self.planned = sorted(self.planned + moments)
+
     def run(self) -> None:
-        while not self.stopping.wait(self.every * self.rng.uniform(0.5, 1.5)):
-            victim = self.rng.choice(self.clusters)
-            holders = [row[0] for row in self.peek.rows("SELECT holder FROM trading_symbollane WHERE holder <> ''")]
-            at = time.time()
-            killed = victim.kill()
-            victim.start()
-            held = sum(1 for holder in holders if int(holder.rsplit(":", 2)[1]) in killed)
-            self.kills.append(Kill(at, victim.name, held))
+        random_due = time.time() + self.every * self.rng.uniform(0.5, 1.5)
+        while not self.stopping.is_set():
+            with self.lock:
+                planned_due = self.planned[0] if self.planned else math.inf
+            due = min(random_due, planned_due)
+            if time.time() < due:  # short waits, so that a plan made meanwhile is kept
+                self.stopping.wait(min(0.02, due - time.time()))
+                continue
+            if planned_due <= random_due:
+                with self.lock:
+                    self.planned.pop(0)
+                workers = [cluster for cluster in self.clusters if cluster.command == "qcluster"]
+                self.kill(self.planned_rng.choice(workers), planned=True)
+            else:
+                self.kill(self.rng.choice(self.clusters), planned=False)
+                random_due = time.time() + self.every * self.rng.uniform(0.5, 1.5)
+
+    def kill(self, victim: Cluster, *, planned: bool) -> None:
+        """SIGKILL the victim, start it again, and record how many lanes it held."""
+        holders = [row[0] for row in self.peek.rows("SELECT holder FROM trading_symbollane WHERE holder <> ''")]
+        at = time.time()
+        killed = victim.kill()
+        victim.start()
+        held = sum(1 for holder in holders if int(holder.rsplit(":", 2)[1]) in killed)
+        self.kills.append(Kill(at, victim.name, held, planned))
 
     def stop(self) -> None:
         self.stopping.set()
