@@ -22,6 +22,7 @@ class StrategyPreferenceAdmin(SimpleHistoryAdmin, DisplayAdmin):
     fieldsets = [
         (None, {"fields": ["name", "enabled", "products", "notes"]}),
         ("Trading", {"fields": ["direction", "sizing", "allocation_pct", "leverage", "margin_type", "price_tolerance_pct"]}),
+        ("Entries", {"fields": ["entry", "entry_offset_pct", "entry_timeout", "on_timeout"]}),
         ("Protection and risk", {"fields": ["stop_loss", "take_profit", "take_profit_ladder", "breakeven_after",
                                             "breakeven_to", "trailing_stop",
                                             "max_daily_loss", "max_open_positions", "max_adds", "halted_until",

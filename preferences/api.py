@@ -40,6 +40,10 @@ PREFERENCE_TYPES = {
     "max_daily_loss": "max_daily_loss",
     "max_open_positions": "max_open_positions",
     "max_adds": "max_adds",
+    "entry": "entry",
+    "entry_offset_pct": "entry_offset_pct",
+    "entry_timeout": "entry_timeout",
+    "on_timeout": "on_timeout",
     "sync_to_alert": "sync_to_alert",
     "stop_loss": "stop_loss",
     "take_profit": "take_profit",
@@ -63,7 +67,9 @@ class PreferenceSerializer(AmountModelSerializer):
         model = StrategyPreference
         fields = [
             "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct", "risk_pct",
-            "max_position_usdt", "price_tolerance_pct", "stop_loss", "take_profit", "take_profit_ladder", "breakeven_after",
+            "max_position_usdt", "price_tolerance_pct",
+            "entry", "entry_offset_pct", "entry_timeout", "on_timeout",
+            "stop_loss", "take_profit", "take_profit_ladder", "breakeven_after",
             "breakeven_to", "trailing_stop", "max_daily_loss", "max_open_positions", "max_adds", "sync_to_alert", "halted_until",
             "cooldown_after_loss", "max_trades_per_day", "loss_streak_limit", "max_drawdown_pct", "drawdown_locked_at",
             "trading_hours", "max_signal_age", "has_own_passphrase", "updated_at",
@@ -88,6 +94,8 @@ class PreferenceChangeSerializer(serializers.Serializer):
         "breakeven_after: a ladder level 1–5 or null · breakeven_to: entry/previous_tp · "
         'trailing_stop: {"callback": 0.1–10, "activation_pct": % from entry} or null · '
         "max_daily_loss: USDT or null · max_open_positions: ≥ 1 or null · max_adds: ≥ 0 or null · sync_to_alert: true/false · "
+        "entry: market/limit/post_only · entry_offset_pct: 0–50 (% from the alert's price) · entry_timeout: 1–3600 s · "
+        "on_timeout: cancel/market · "
         "cooldown_after_loss: minutes or null · max_trades_per_day: ≥ 1 or null · loss_streak_limit: ≥ 1 or null · "
         "max_drawdown_pct: 0 < x ≤ 100 or null · trading_hours: e.g. \"mon-fri 07:00-21:00\" (UTC) or \"\" · "
         "drawdown_lock: null/false lifts the lock, true locks now"

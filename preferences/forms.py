@@ -75,6 +75,11 @@ class TrailingStopWidget(forms.MultiWidget):
         return json.dumps({"callback": callback or None, **({"activation_pct": activation} if activation else {})})
 
 
+# Settings newer than some pages and clients: one that posts none keeps the strategy's (the default
+# for a new strategy) rather than being refused.
+KEPT_WHEN_ABSENT = ("entry", "entry_offset_pct", "entry_timeout", "on_timeout")
+
+
 class LadderWidget(forms.MultiWidget):
     """The take-profit ladder as rows of (% from entry, share %) on a page, one JSON list to the form;
     the API posts the list itself under the field's name. Empty rows are left out."""
@@ -139,7 +144,9 @@ class StrategyPreferenceForm(forms.ModelForm):
         model = StrategyPreference
         fields = [
             "name", "enabled", "products", "direction", "leverage", "margin_type", "sizing", "allocation_pct", "risk_pct",
-            "max_position_usdt", "price_tolerance_pct", "stop_loss", "take_profit", "max_daily_loss", "take_profit_ladder",
+            "max_position_usdt", "price_tolerance_pct",
+            "entry", "entry_offset_pct", "entry_timeout", "on_timeout",
+            "stop_loss", "take_profit", "max_daily_loss", "take_profit_ladder",
             "breakeven_after", "breakeven_to", "trailing_stop", "max_open_positions", "max_adds", "sync_to_alert", "halted_until",
             "cooldown_after_loss", "max_trades_per_day", "loss_streak_limit", "max_drawdown_pct", "drawdown_locked_at",
             "trading_hours", "max_signal_age", "notes",
@@ -168,6 +175,8 @@ class StrategyPreferenceForm(forms.ModelForm):
         self.fields["drawdown_locked_at"].show_hidden_initial = True
         # A page or client from before breakeven_to existed posts none: the default, not an error.
         self.fields["breakeven_to"].required = False
+        for name in KEPT_WHEN_ABSENT:
+            self.fields[name].required = False
 
     def clean_trading_hours(self) -> str:
         value: str = self.cleaned_data["trading_hours"].strip()
@@ -190,6 +199,9 @@ class StrategyPreferenceForm(forms.ModelForm):
         cleaned: dict[str, Any] = super().clean() or {}
         if cleaned.get("take_profit") and cleaned.get("take_profit_ladder"):
             self.add_error("take_profit_ladder", "Set either a take-profit % or a ladder, not both.")
+        for name in KEPT_WHEN_ABSENT:
+            if name in cleaned and cleaned[name] in (None, ""):
+                cleaned[name] = getattr(self.instance, name)  # as saved; a new strategy's: the default
         return cleaned
 
     def clean_trailing_stop(self) -> dict[str, str | None] | None:

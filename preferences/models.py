@@ -117,6 +117,34 @@ class StrategyPreference(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="Open positions across the strategy's symbols beyond which no new one is opened. Empty: no limit.",
     )
+    class Entry(models.TextChoices):
+        MARKET = "market", "Market order"
+        LIMIT = "limit", "Limit order (takes if the price is already there)"
+        POST_ONLY = "post_only", "Post-only limit order (maker only: refused rather than take)"
+
+    class OnTimeout(models.TextChoices):
+        CANCEL = "cancel", "Cancel what is left"
+        MARKET = "market", "Buy or sell what is left at market"
+
+    entry = models.CharField(
+        max_length=9, choices=Entry.choices, default=Entry.MARKET, db_default=Entry.MARKET,
+        help_text="How an opening or adding order goes out. A limit entry's price is the alert's limit_price, else its "
+        "price less (buy) or plus (sell) the entry offset.",
+    )
+    entry_offset_pct = models.DecimalField(
+        "entry offset %", max_digits=7, decimal_places=4, default=Decimal("0"), db_default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("50"))],
+        help_text="A limit entry's distance from the alert's price, in % (0: at the alert's price).",
+    )
+    entry_timeout = models.PositiveIntegerField(
+        "entry timeout (s)", default=60, db_default=60, validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="Seconds a limit entry rests on the book before what is left is dealt with as 'on timeout' says. "
+        "An alert for the symbol arriving meanwhile ends the wait: what is left is cancelled, and that alert goes next.",
+    )
+    on_timeout = models.CharField(
+        max_length=6, choices=OnTimeout.choices, default=OnTimeout.CANCEL, db_default=OnTimeout.CANCEL,
+        help_text="What becomes of a limit entry's unfilled part at the timeout. Partial fills count either way.",
+    )
     max_adds = models.PositiveSmallIntegerField(
         null=True, blank=True,
         help_text="Same-direction adds to an open position, counted since it opened; further adds are refused. "

@@ -34,6 +34,7 @@ SECTIONS = (
         "direction", "sizing", "allocation_pct", "risk_pct", "max_position_usdt", "leverage", "margin_type",
         "price_tolerance_pct",
     )),
+    ("Entries", ("entry", "entry_offset_pct", "entry_timeout", "on_timeout")),
     ("Protection and risk", (
         "stop_loss", "take_profit", "take_profit_ladder", "breakeven_after", "breakeven_to", "trailing_stop",
         "max_daily_loss", "max_open_positions", "max_adds", "sync_to_alert", "halted_until",

@@ -7,7 +7,7 @@ order itself.
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -20,7 +20,8 @@ from preferences.matching import trade_refusal
 from preferences.models import StrategyPreference
 from trading import engine
 from trading.closed_first import recorded_close
-from trading.exchange import Exchange, PermanentError
+from trading.exchange import Exchange, PermanentError, SymbolRules
+from trading.intake import alert_limit_price, alert_order_type
 from trading.mandate import Mandate
 from trading.models import Execution, Position, Signal
 from trading.risk import OpeningLimits, opening_limits
@@ -119,7 +120,35 @@ def _plan(signal: Signal, preference: StrategyPreference, exchange: Exchange, ma
         # The alert's price looked wrong next to a mark price up to a minute old: ask for the current one.
         mark, _ = MARKS.get(exchange, signal.symbol, mandate, fresh=True)
         plan = plan_at(mark=mark)
-    return plan
+    return _with_entry(plan, signal, preference, rules)
+
+
+def _with_entry(plan: engine.Plan, signal: Signal, preference: StrategyPreference, rules: SymbolRules) -> engine.Plan:
+    """The plan's opening legs as limit orders when the alert's `order_type` (else the strategy's
+    `entry`) says limit or post_only; refused, in words, when such an order would break the symbol's
+    rules at its limit price."""
+    order_type = alert_order_type(signal.payload.get("order_type")) or preference.entry
+    alert_limit = alert_limit_price(signal.payload.get("limit_price"))
+    if order_type == "market" and alert_limit is not None and not signal.payload.get("order_type"):
+        order_type = "limit"  # a limit price alone asks for a limit order
+    if order_type == "market" or plan.outcome != engine.Outcome.TRADE or plan.price is None:
+        return plan
+    legs = []
+    for leg in plan.legs:
+        if not leg.opens:
+            legs.append(leg)
+            continue
+        price = engine.limit_price(leg.side, alert_limit=alert_limit, price=plan.price,
+                                   offset_pct=preference.entry_offset_pct, rules=rules)
+        problem = rules.violation(leg.quantity, price)
+        if problem:
+            return engine.Plan(engine.Outcome.REFUSED, f"limit entry at {engine.plain(price)}: {problem}", price=plan.price)
+        entry = engine.LimitEntry(price=price, post_only=order_type == "post_only", timeout=preference.entry_timeout,
+                                  on_timeout=preference.on_timeout)
+        legs.append(replace(leg, entry=entry))
+    kind = "post-only" if order_type == "post_only" else "limit"
+    reason = f"{plan.reason}, {kind} at {engine.plain(legs[-1].entry.price)}" if legs[-1].entry else plan.reason
+    return replace(plan, legs=tuple(legs), reason=reason)
 
 
 def _engine_preference(preference: StrategyPreference, limits: OpeningLimits) -> engine.Preference:

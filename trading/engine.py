@@ -59,24 +59,61 @@ class Book:
 
 
 @dataclass(frozen=True)
+class LimitEntry:
+    """An opening leg sent as a limit order: at `price` (on the tick), post-only or not, resting up to
+    `timeout` seconds; then what is left is cancelled or, `on_timeout` "market", sent at market."""
+
+    price: Decimal
+    post_only: bool
+    timeout: int
+    on_timeout: str  # cancel, market
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "price": plain(self.price)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LimitEntry":
+        return cls(price=Decimal(data["price"]), post_only=bool(data["post_only"]), timeout=int(data["timeout"]),
+                   on_timeout=data["on_timeout"])
+
+
+@dataclass(frozen=True)
 class Leg:
     purpose: str  # open, add, close
     side: str  # BUY or SELL
     quantity: Decimal
     reduce_only: bool
     position_side: str  # BOTH in one-way mode, LONG/SHORT in hedge mode
+    entry: LimitEntry | None = None  # an opening leg's limit order; None: a market order
 
     @property
     def opens(self) -> bool:
         return self.purpose != "close"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "quantity": plain(self.quantity)}
+        data = {**asdict(self), "quantity": plain(self.quantity)}
+        if self.entry is None:
+            del data["entry"]  # a market leg's decision reads as before limit entries were
+        else:
+            data["entry"] = self.entry.as_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Leg":
+        entry = data.get("entry")
         return cls(purpose=data["purpose"], side=data["side"], quantity=Decimal(data["quantity"]),
-                   reduce_only=bool(data["reduce_only"]), position_side=data.get("position_side", "BOTH"))
+                   reduce_only=bool(data["reduce_only"]), position_side=data.get("position_side", "BOTH"),
+                   entry=LimitEntry.from_dict(entry) if entry else None)
+
+
+def limit_price(side: str, *, alert_limit: Decimal | None, price: Decimal, offset_pct: Decimal,
+                rules: SymbolRules) -> Decimal:
+    """A limit entry's price: the alert's `limit_price`, else `price` less (a buy) or plus (a sell) the
+    offset, on the tick and never worse for the side than that (a buy's rounded down, a sell's up)."""
+    if alert_limit is None:
+        shift = price * offset_pct / HUNDRED
+        alert_limit = price - shift if side == "BUY" else price + shift
+    return rules.round_price(alert_limit, side)
 
 
 class Outcome(StrEnum):

@@ -63,6 +63,8 @@ class ParsedSignal:
     take_profit: Decimal | None = None  # the alert's `tp` price (a list of them, a ladder: alert_tp_ladder)
     trail: Decimal | None = None  # the alert's `trail` callback %: wins over the strategy's trailing stop
     quantity_type: str = ""  # contracts (also ""), usdt or percent
+    order_type: str = ""  # the alert's entry order type (alert_order_type): wins over the strategy's `entry`
+    limit_price: Decimal | None = None  # the alert's limit price for a limit or post-only entry
     sender_id: str = ""
     comment: str = ""
 
@@ -152,6 +154,8 @@ def parse_signal(data: dict) -> ParsedSignal:
     stop_loss = take("sl", _amount, "positive")
     take_profit = take("tp", _take_profit)
     trail = take("trail", alert_trail)
+    order_type = take("order_type", alert_order_type)
+    limit_price = take("limit_price", alert_limit_price)
     sender_id = take("id", _text, MAX_ID, False)
     comment = _comment(data.get("comment"))
     # A required reader returns a value or records an error, so the None tests never decide: they tell
@@ -163,7 +167,7 @@ def parse_signal(data: dict) -> ParsedSignal:
         passphrase=passphrase_of(data), quantity=quantity, price=price, position_size=position_size,
         market_position=market_position or "", prev_market_position=prev_market_position or "",
         stop_loss=stop_loss, take_profit=take_profit, sender_id=sender_id or "", comment=comment,
-        quantity_type=quantity_type or "", trail=trail,
+        quantity_type=quantity_type or "", trail=trail, order_type=order_type or "", limit_price=limit_price,
     )
 
 
@@ -268,6 +272,27 @@ def alert_tp_ladder(value: object) -> tuple[Decimal, ...] | None:
             raise ValueError(f"price {n} is null")
         prices.append(price)
     return tuple(prices)
+
+
+ORDER_TYPES = ("market", "limit", "post_only")
+
+
+def alert_order_type(value: object) -> str:
+    """The alert's `order_type` for an entry: market, limit or post_only ("" when absent). Kept in the
+    signal's payload, where the decision reads it back through this same reader."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"must be one of {', '.join(ORDER_TYPES)}, not {_json_type(value)}")
+    word = value.strip().lower().replace("-", "_")
+    if word not in ORDER_TYPES:
+        raise ValueError(f"{value[:40]!r} is not one of {', '.join(ORDER_TYPES)}")
+    return word
+
+
+def alert_limit_price(value: object) -> Decimal | None:
+    """The alert's `limit_price` (positive), read back from the payload by the decision."""
+    return _amount(value, "positive")
 
 
 def alert_trail(value: object) -> Decimal | None:

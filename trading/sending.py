@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 # order `unknown`) before /health calls it unfinished, and the sweep resolves the order later.
 LOOKUP_GRACE = 25.0
 OPEN_POLL = 0.2  # seconds between lookups of an order the exchange still reports open
+LIMIT = "LIMIT"
 MAY_EXIST = (Order.Status.SENT, Order.Status.UNKNOWN, Order.Status.NEW, Order.Status.PARTIALLY_FILLED)
 
 
@@ -64,7 +65,8 @@ def _send(order: Order, exchange: Exchange, mandate: Mandate, request: OrderRequ
         stamp = mandate.retrying(exchange.order_stamp)
         _claim(order, mandate, stamp)
         try:
-            result = exchange.place_market_order(request, stamp=stamp)
+            place = exchange.place_limit_order if request.is_limit else exchange.place_market_order
+            result = place(request, stamp=stamp)
         except PermanentError as error:
             return recording.order_refused(order, error)
         except OutcomeUnknown as error:
@@ -148,8 +150,9 @@ def _look_up(order: Order, exchange: Exchange, mandate: Mandate) -> OrderResult 
 
 
 def _record(order: Order, result: OrderResult, exchange: Exchange, mandate: Mandate) -> Order:
-    """Record the answer; an answer that says the order is still open is looked up until it is not."""
-    while result.state.is_open:
+    """Record the answer; an answer that says a market order is still open is looked up until it is
+    not. A limit entry resting on the book is recorded as it is: trading/resting.py waits for it."""
+    while result.state.is_open and order.order_type != LIMIT:
         recording.order_record(order, result)
         try:
             mandate.sleep(OPEN_POLL, why="the order is still open at the exchange", grace=LOOKUP_GRACE)

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 
 from notifications.events import notify
-from trading import account_setup, deciding, protection, recording, sending
+from trading import account_setup, deciding, protection, recording, resting, sending
 from trading.engine import Leg, Plan
 from trading.exchange import (
     Exchange,
@@ -38,6 +38,9 @@ from trading.models import Execution, Order, Signal
 from trading.upkeep import PENDING_SIGNALS
 
 logger = logging.getLogger(__name__)
+
+# An entry order in these states never rested on the book: there is nothing to wait for or cancel.
+NEVER_RESTED = (Order.Status.PENDING, Order.Status.REJECTED, Order.Status.NOT_FOUND)
 
 
 # --- lanes: one executor per symbol at a time, signals oldest first ----------------------------------
@@ -152,9 +155,10 @@ def signal_execute(*, signal: Signal, lane: Lane, claimed: bool = False, first: 
             orders = _legs_execute(execution, plan, signal, exchange, mandate)
             # Protection before the execution is final: a worker that dies in between leaves the
             # execution to be resumed, and the resumed attempt places it (placing is idempotent).
-            if any(order.status == Order.Status.FILLED for order in orders):
+            if any(order.executed_qty > 0 for order in orders):  # a limit entry may have filled in part
                 protection.position_protect(execution=execution, signal=signal, exchange=exchange)
-            recording.execution_conclude(execution, plan, orders, signal.price)
+            if not resting.entry_conclude(execution, plan, orders):
+                recording.execution_conclude(execution, plan, orders, signal.price)
     except LaneLost:
         raise
     except PermanentError as error:
@@ -252,8 +256,18 @@ def _legs_execute(execution: Execution, plan: Plan, signal: Signal, exchange: Ex
             break
         request = OrderRequest(symbol=order.symbol, side=order.side, quantity=order.quantity,
                                client_order_id=order.client_order_id, reduce_only=order.reduce_only,
-                               position_side=order.position_side, price_hint=plan.price or signal.price)
-        orders.append(sending.leg_execute(order, exchange=exchange, mandate=mandate, request=request))
+                               position_side=order.position_side, price_hint=plan.price or signal.price,
+                               limit_price=order.price, post_only=order.time_in_force == "GTX")
+        order = sending.leg_execute(order, exchange=exchange, mandate=mandate, request=request)
+        orders.append(order)
+        if leg.entry is not None and order.sent_at is not None and order.status not in NEVER_RESTED:
+            ended = resting.entry_settle(order, leg, execution=execution, signal=signal, exchange=exchange,
+                                         mandate=mandate)
+            orders[-1] = ended.order
+            if ended.remainder is not None:
+                orders.append(ended.remainder)
+            execution.decision = {**execution.decision, "entry": ended.words}
+            Execution.objects.filter(pk=execution.pk).update(decision=execution.decision)
         execution.sent_at = execution.sent_at or order.sent_at
         execution.acknowledged_at = execution.acknowledged_at or orders[-1].acknowledged_at
     if mandate.budget_waited:  # a burst larger than the exchange's rate limits: say what it cost
@@ -267,6 +281,9 @@ def _order_for(execution: Execution, signal: Signal, index: int, leg: Leg) -> Or
     order = Order(execution=execution, leg=index, purpose=leg.purpose, client_order_id=client_order_id(signal, index),
                   symbol=signal.symbol, side=leg.side, position_side=leg.position_side, quantity=leg.quantity,
                   reduce_only=leg.reduce_only)
+    if leg.entry is not None:
+        order.order_type, order.price = "LIMIT", leg.entry.price
+        order.time_in_force = "GTX" if leg.entry.post_only else "GTC"
     try:
         _insert(order)
     except IntegrityError:

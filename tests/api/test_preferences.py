@@ -35,6 +35,7 @@ def test_it_lists_every_strategy_without_the_passphrase_hash(api, strategy):
         "name": "ALSAPRO 1", "enabled": True, "products": ["BTCUSDT"], "direction": "both", "leverage": 5,
         "margin_type": "cross", "sizing": "allocation", "allocation_pct": "12.5", "risk_pct": None,
         "max_position_usdt": None, "price_tolerance_pct": "5",
+        "entry": "market", "entry_offset_pct": "0", "entry_timeout": 60, "on_timeout": "cancel",
         "stop_loss": None, "take_profit": None, "take_profit_ladder": None, "breakeven_after": None,
         "breakeven_to": "entry", "trailing_stop": None,
         "max_daily_loss": None, "max_open_positions": None,

@@ -13,6 +13,13 @@ ALGO_UPDATEs, a leverage change ACCOUNT_CONFIG_UPDATE, and helpers make the exch
 drop the connection, expire the listenKey, replay an event or send any frame at all. A price moved
 (`move_price`, or `move_price_on_next_order` to race an order) triggers the protective orders it reaches.
 
+LIMIT orders (GTC, GTX post-only, IOC, FOK) are checked as Binance does (timeInForce and price sent, price on
+the tick). One that can trade at once takes at the price now, as a market order (a GTX one is refused, -5022,
+and never recorded); any other GTC/GTX order rests (`open_orders`, GET /fapi/v1/openOrders) until a price
+moved past it (`set_price`, `move_price`) fills it whole at its own price as maker, or `fill_resting` fills
+some of it; DELETE /fapi/v1/order cancels it, keeping what it executed. `orders` holds each accepted order
+once: a resting one changes there in place as it fills or is cancelled.
+
 The account's setup (`manage.py exchange_check`) has switches a test flips: `key_refused`, `can_trade`,
 `trading_lock`, `hedge_mode`, `multi_assets`, and `listing` (a symbol's exchangeInfo status or type).
 With `hedge_mode` the account keeps a LONG and a SHORT position per symbol, refuses reduceOnly
@@ -29,6 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -46,9 +54,12 @@ API_SECRET = "fake-api-secret-9876543210"
 SIGNED = {"/fapi/v1/order", "/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/positionSide/dual",
           "/fapi/v3/account", "/fapi/v3/balance", "/fapi/v3/positionRisk", "/fapi/v1/algoOrder", "/fapi/v1/openAlgoOrders",
           "/fapi/v1/income", "/fapi/v1/userTrades", "/fapi/v1/symbolConfig", "/fapi/v1/accountConfig",
-          "/fapi/v1/apiTradingStatus", "/fapi/v1/multiAssetsMargin"}
+          "/fapi/v1/apiTradingStatus", "/fapi/v1/multiAssetsMargin", "/fapi/v1/openOrders",
+          "/fapi/v1/openOrder"}
 DEFAULT_LEVERAGE = 20  # Binance's for a symbol never configured
 TAKER_FEE = Decimal("0.0005")  # Binance's standard USDⓈ-M taker rate
+MAKER_FEE = Decimal("0.0002")  # and maker rate: a resting limit order's fill
+RESTING = ("NEW", "PARTIALLY_FILLED")  # a LIMIT order's statuses while on the book
 
 
 @dataclass
@@ -156,7 +167,8 @@ class FakeBinance:
             self.trading_lock: tuple[str, int] | None = None  # (symbol or "ACCOUNT", recover time ms)
             self.listing: dict[str, dict] = {}  # symbol → fields overriding its exchangeInfo entry (status…)
             self.clock_offset_ms = 0
-            self.orders: list[dict] = []
+            self.orders: list[dict] = []  # every order accepted, once each; a resting one changes in place
+            self.open_orders: dict[str, dict] = {}  # clientOrderId → a resting LIMIT order (the same dict as in `orders`)
             self.requests: list[Request] = []
             self.refusals: list[tuple[str, str, int]] = []  # (method, path, Binance code) of every error answered
             self.faults: list[Fault] = []
@@ -317,7 +329,7 @@ class FakeBinance:
         return order_id
 
     def _apply_fill(self, order: dict, quantity: Decimal, price: Decimal, cumulative: Decimal,
-                    execution_type: str = "TRADE") -> None:
+                    execution_type: str = "TRADE", *, maker: bool = False) -> None:
         """Move the account by one fill and tell the stream, as the matching engine does."""
         symbol, side, position_side = order["symbol"], order["side"], order["positionSide"]
         amount, entry = self.positions.get((symbol, position_side), [Decimal(0), Decimal(0)])
@@ -326,25 +338,28 @@ class FakeBinance:
         now = self.server_ms()  # the matching engine's time: of the fill, and of the position's change
         self.positions[(symbol, position_side)] = [new_amount, new_entry]
         self.position_times[(symbol, position_side)] = now
-        commission = quantity * price * TAKER_FEE
+        commission = quantity * price * (MAKER_FEE if maker else TAKER_FEE)
         self.wallet += realized - commission
-        self._record_fill(order["orderId"], symbol, side, position_side, quantity, price, realized, commission)
+        self._record_fill(order["orderId"], symbol, side, position_side, quantity, price, realized, commission,
+                          maker=maker)
         status = "FILLED" if cumulative >= Decimal(order["origQty"]) else "PARTIALLY_FILLED"
         self._push_account("ORDER", symbol, position_side)
         self._push_order(order, execution_type, status, quantity, cumulative, price, commission=commission,
-                         realized=realized, at=now)
+                         realized=realized, at=now, maker=maker)
 
     def _push_order(self, order: dict, execution_type: str, status: str, last: Decimal, cumulative: Decimal,
                     price: Decimal, *, commission: Decimal = Decimal(0), realized: Decimal = Decimal(0),
-                    at: int | None = None) -> None:
+                    at: int | None = None, maker: bool = False) -> None:
         # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Order-Update
+        # `price` is the last fill's (and, with `cumulative`, the average); a LIMIT order has its own.
         now = at or self.server_ms()
         self.push({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": {
-            "s": order["symbol"], "c": order["clientOrderId"], "S": order["side"], "o": order["type"], "f": "GTC",
-            "q": str(order["origQty"]), "p": "0", "ap": str(price) if cumulative else "0", "sp": "0",
+            "s": order["symbol"], "c": order["clientOrderId"], "S": order["side"], "o": order["type"],
+            "f": order.get("timeInForce", "GTC"), "q": str(order["origQty"]), "p": order.get("price", "0"),
+            "ap": str(price) if cumulative else "0", "sp": "0",
             "x": execution_type, "X": status, "i": order["orderId"], "l": str(last), "z": str(cumulative),
             "L": str(price) if last else "0", "N": "USDT", "n": str(commission), "T": now,
-            "t": self.next_trade_id if last else 0, "b": "0", "a": "0", "m": False, "R": bool(order.get("reduceOnly")),
+            "t": self.next_trade_id if last else 0, "b": "0", "a": "0", "m": maker, "R": bool(order.get("reduceOnly")),
             "wt": "CONTRACT_PRICE", "ot": order["type"], "ps": order["positionSide"], "cp": False, "rp": str(realized),
             "pP": False, "si": 0, "ss": 0, "V": "NONE", "pm": "NONE", "gtd": 0,
         }})
@@ -366,7 +381,22 @@ class FakeBinance:
 
     # --- test helpers -----------------------------------------------------------------------------
     def set_price(self, symbol: str, price: str) -> None:
-        self.prices[symbol] = Decimal(price)
+        """The price is `price` now: the resting LIMIT orders it crosses fill (protective orders do not
+        trigger: `move_price` does that)."""
+        with self.lock:
+            self.prices[symbol] = Decimal(price)
+            self._cross_resting(symbol, Decimal(price))
+
+    def fill_resting(self, client_order_id: str, quantity: str | Decimal) -> dict:
+        """The book fills `quantity` of a resting LIMIT order at its price (maker): in part
+        (PARTIALLY_FILLED) or the rest of it (FILLED). The order as GET /fapi/v1/order answers it."""
+        with self.lock:
+            order = self.open_orders[client_order_id]
+            remaining = Decimal(order["origQty"]) - Decimal(order["executedQty"])
+            if not 0 < Decimal(quantity) <= remaining:
+                raise ValueError(f"{quantity} of {client_order_id}: {remaining} remains to fill")
+            self._fill_resting_order(order, Decimal(quantity))
+            return dict(order)
 
     def set_position(self, symbol: str, amount: str, entry: str, side: str = "BOTH") -> None:
         self.positions[(symbol, side)] = [Decimal(amount), Decimal(entry)]
@@ -500,6 +530,9 @@ class FakeBinance:
             ("GET", "/fapi/v1/openAlgoOrders"): lambda: [o for o in self.algo_orders.values()
                                                         if o["symbol"] == params.get("symbol", o["symbol"])],
             ("GET", "/fapi/v1/order"): lambda: self._query_order(params),
+            ("DELETE", "/fapi/v1/order"): lambda: self._cancel_order(params),
+            ("GET", "/fapi/v1/openOrders"): lambda: self._open_orders(params),
+            ("GET", "/fapi/v1/openOrder"): lambda: self._open_order(params),
             ("POST", "/fapi/v1/leverage"): lambda: self._set_leverage(params),
             ("POST", "/fapi/v1/marginType"): lambda: self._set_margin_type(params),
             ("GET", "/fapi/v1/positionSide/dual"): lambda: {"dualSidePosition": self.hedge_mode},
@@ -532,6 +565,7 @@ class FakeBinance:
         symbol, side = params["symbol"], params["side"]
         price = self._price(symbol)
         rules = bundled_rules()[symbol]
+        limit = _limit_terms(params, rules) if params.get("type") == "LIMIT" else None
         _check_precision(params["quantity"], rules.step_size)
         quantity = Decimal(params["quantity"])
         position_side = params.get("positionSide", "BOTH")
@@ -553,13 +587,18 @@ class FakeBinance:
             quantity = min(quantity, abs(amount))
             signed = quantity if side == "BUY" else -quantity
         closing = amount != 0 and (amount > 0) != (signed > 0)
-        if not closing and quantity * price < rules.min_notional:
+        basis = price if limit is None else limit[0]  # a limit order is judged at its own price
+        if not closing and quantity * basis < rules.min_notional:
             raise Answer(400, {"code": -4164, "msg": f"Order's notional must be no smaller than {rules.min_notional}"})
         opened = quantity if not closing else max(quantity - abs(amount), Decimal(0))
-        if opened * price / self.leverage.get(symbol, DEFAULT_LEVERAGE) > self._available():
+        if opened * basis / self.leverage.get(symbol, DEFAULT_LEVERAGE) > self._available():
             raise Answer(400, {"code": -2019, "msg": "Margin is insufficient."})
+        client_id = params.get("newClientOrderId") or f"fake-{self.next_order_id + 1}"
+        if client_id in self.open_orders:
+            raise Answer(400, {"code": -4116, "msg": "ClientOrderId is duplicated."})
+        if limit is not None:
+            return self._new_limit_order(params, client_id, quantity, price, *limit)
         self.next_order_id += 1
-        client_id = params.get("newClientOrderId") or f"fake-{self.next_order_id}"
         stream_order = {"orderId": self.next_order_id, "symbol": symbol, "clientOrderId": client_id, "side": side,
                         "positionSide": position_side, "type": "MARKET", "origQty": str(quantity),
                         "reduceOnly": reduce_only}
@@ -578,14 +617,117 @@ class FakeBinance:
         self.orders.append(order)
         return order
 
+    def _new_limit_order(self, params: dict, client_id: str, quantity: Decimal, price: Decimal, limit: Decimal,
+                         time_in_force: str) -> dict:
+        """A LIMIT order, checked as a market order is. Marketable (a BUY at or above the price now, a
+        SELL at or below): GTC/IOC/FOK take at once at the price now, as a market order; GTX (post
+        only) is refused (-5022) and never recorded. Otherwise GTC/GTX rest on the book (NEW, in
+        `open_orders`) until the price crosses them or `fill_resting` fills them, at their own price
+        as maker; IOC/FOK expire."""
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order
+        symbol, side = params["symbol"], params["side"]
+        marketable = limit >= price if side == "BUY" else limit <= price
+        if marketable and time_in_force == "GTX":
+            raise Answer(400, POST_ONLY_REJECTED)
+        self.next_order_id += 1
+        position_side = params.get("positionSide", "BOTH")
+        order = {
+            "orderId": self.next_order_id, "symbol": symbol, "status": "NEW", "clientOrderId": client_id,
+            "price": params["price"], "avgPrice": "0.00", "origQty": str(quantity), "executedQty": "0",
+            "cumQuote": "0", "timeInForce": time_in_force, "type": "LIMIT", "reduceOnly": params.get("reduceOnly") == "true",
+            "closePosition": False, "side": side, "positionSide": position_side, "stopPrice": "0.00",
+            "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": "LIMIT", "updateTime": self.server_ms(),
+        }
+        self.order_leverage[client_id] = self.leverage.get(symbol, DEFAULT_LEVERAGE)
+        self.orders.append(order)
+        self._push_order(order, "NEW", "NEW", Decimal(0), Decimal(0), price)
+        if marketable:  # a taker, like a market order, at the price now
+            self._apply_fill(order, quantity, price, quantity)
+            order.update(status="FILLED", avgPrice=str(price), executedQty=str(quantity), cumQuote=str(quantity * price),
+                         updateTime=self.position_times[(symbol, position_side)])
+        elif time_in_force in ("IOC", "FOK"):
+            self._end_order(order, "EXPIRED")
+        else:
+            self.open_orders[client_id] = order
+        return dict(order)
+
+    def _fill_resting_order(self, order: dict, quantity: Decimal) -> None:
+        """Fill `quantity` of a resting order at its limit price, as maker. A reduce-only order (or a
+        hedge-mode close) fills no more than the position it reduces; what it cannot fill expires."""
+        symbol, side, position_side = order["symbol"], order["side"], order["positionSide"]
+        limit = Decimal(order["price"])
+        if order["reduceOnly"] or (position_side != "BOTH" and (position_side == "LONG") == (side == "SELL")):
+            amount = self.positions.get((symbol, position_side), [Decimal(0), Decimal(0)])[0]
+            reducible = abs(amount) if amount and (amount > 0) == (side == "SELL") else Decimal(0)
+            if reducible < quantity:
+                quantity = reducible
+                order["expire"] = True
+        if quantity:
+            done = Decimal(order["executedQty"]) + quantity
+            self._apply_fill(order, quantity, limit, done, maker=True)
+            order.update(status="FILLED" if done >= Decimal(order["origQty"]) else "PARTIALLY_FILLED",
+                         executedQty=str(done), avgPrice=str(limit),
+                         cumQuote=str(Decimal(order["cumQuote"]) + quantity * limit),
+                         updateTime=self.position_times[(symbol, position_side)])
+        if order.pop("expire", False) and order["status"] != "FILLED":
+            self._end_order(order, "EXPIRED")
+        if order["status"] not in RESTING:
+            self.open_orders.pop(order["clientOrderId"], None)
+
+    def _end_order(self, order: dict, status: str) -> None:
+        """A resting order ends unfilled or in part (CANCELED, EXPIRED), keeping what it executed."""
+        order.update(status=status, updateTime=self.server_ms())
+        self.open_orders.pop(order["clientOrderId"], None)
+        executed = Decimal(order["executedQty"])
+        self._push_order(order, status, status, Decimal(0), executed, Decimal(order["avgPrice"]),
+                         at=order["updateTime"])
+
+    def _cross_resting(self, symbol: str, price: Decimal) -> None:
+        """The price reached `price`: each resting order it crosses (a BUY at or above it, a SELL at or
+        below) fills whole, at its own limit price."""
+        for order in [o for o in self.open_orders.values() if o["symbol"] == symbol]:
+            limit = Decimal(order["price"])
+            if price <= limit if order["side"] == "BUY" else price >= limit:
+                self._fill_resting_order(order, Decimal(order["origQty"]) - Decimal(order["executedQty"]))
+
+    def _find_order(self, params: dict, orders) -> dict | None:  # noqa: ANN001 - any iterable of order dicts
+        for order in orders:
+            if order["symbol"] == params.get("symbol") and (
+                    order["clientOrderId"] == params.get("origClientOrderId")
+                    or str(order["orderId"]) == params.get("orderId")):
+                return order
+        return None
+
+    def _cancel_order(self, params: dict) -> dict:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Cancel-Order
+        self._price(params["symbol"])
+        order = self._find_order(params, self.open_orders.values())
+        if order is None:  # unknown, or no longer open (filled, cancelled, expired)
+            raise Answer(400, {"code": -2011, "msg": "Unknown order sent."})
+        self._end_order(order, "CANCELED")
+        return dict(order)
+
+    def _open_order(self, params: dict) -> dict:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Query-Current-Open-Order
+        order = self._find_order(params, self.open_orders.values())
+        if order is None:
+            raise Answer(400, {"code": -2013, "msg": "Order does not exist."})
+        return dict(order)
+
+    def _open_orders(self, params: dict) -> list[dict]:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Current-All-Open-Orders
+        if "symbol" in params:
+            self._price(params["symbol"])
+        return [dict(o) for o in self.open_orders.values() if o["symbol"] == params.get("symbol", o["symbol"])]
+
     def _record_fill(self, order_id: int, symbol: str, side: str, position_side: str, quantity: Decimal,
-                     price: Decimal, realized: Decimal, commission: Decimal) -> None:
+                     price: Decimal, realized: Decimal, commission: Decimal, *, maker: bool = False) -> None:
         """One trade per fill, and its lines in the ledger, all at the fill's time."""
         self.next_trade_id += 1
         now = self.server_ms()
         self.trades.append({
             "buyer": side == "BUY", "commission": str(commission), "commissionAsset": "USDT", "id": self.next_trade_id,
-            "maker": False, "orderId": order_id, "price": str(price), "qty": str(quantity),
+            "maker": maker, "orderId": order_id, "price": str(price), "qty": str(quantity),
             "quoteQty": str(quantity * price), "realizedPnl": str(realized), "side": side, "positionSide": position_side,
             "symbol": symbol, "time": now,
         })
@@ -675,11 +817,13 @@ class FakeBinance:
                 self._fill_by_exchange(symbol, algo["side"], quantity, position_side, client_id=f"algo_{algo['algoId']}",
                                        order_type=algo["orderType"], reduce_only=True)
             self._push_algo(algo, "FINISHED", order_id=self.next_order_id)
+            self._cross_resting(symbol, self.prices[symbol])
 
     def move_price(self, symbol: str, price: str) -> list[str]:
         """The mark price moves to `price`: every resting protective order whose trigger it reached
         triggers (ALGO_UPDATE, then its fill's ORDER_TRADE_UPDATE, as Binance reports them), filling
-        at its trigger price; the client ids of those that did."""
+        at its trigger price, and every resting LIMIT order it crosses fills at its own price; the
+        client ids of the protective orders that triggered."""
         with self.lock:
             for algo in self.algo_orders.values():
                 if algo["symbol"] == symbol and algo["orderType"] == "TRAILING_STOP_MARKET":
@@ -689,6 +833,7 @@ class FakeBinance:
             for client_id in crossed:
                 self.trigger_protective(client_id)
             self.prices[symbol] = Decimal(price)
+            self._cross_resting(symbol, Decimal(price))
         return crossed
 
     def move_price_on_next_order(self, symbol: str, price: str) -> None:
@@ -709,10 +854,10 @@ class FakeBinance:
         }})
 
     def _query_order(self, params: dict) -> dict:
-        for order in reversed(self.orders):
-            if order["clientOrderId"] == params.get("origClientOrderId") and order["symbol"] == params["symbol"]:
-                return order
-        raise Answer(400, {"code": -2013, "msg": "Order does not exist."})
+        order = self._find_order(params, reversed(self.orders))
+        if order is None:
+            raise Answer(400, {"code": -2013, "msg": "Order does not exist."})
+        return dict(order)  # a copy: a resting order may change while the answer is written
 
     def _set_leverage(self, params: dict) -> dict:
         leverage = int(params["leverage"])
@@ -796,6 +941,46 @@ def _quiet_when_the_client_died(report):  # a worker SIGKILLed mid-request is wh
 
 
 NO_QUANTITY = {"code": -1102, "msg": "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."}
+POST_ONLY_REJECTED = {"code": -5022, "msg": "Due to the order could not be executed as maker, the Post Only order "
+                      "will be rejected. The order will not be recorded in the order history"}
+
+
+def _limit_terms(params: dict, rules) -> tuple[Decimal, str]:  # noqa: ANN001 - the bundled SymbolRules
+    """What Binance checks of a LIMIT order's price and timeInForce: both sent, a known timeInForce,
+    no more decimals than the symbol's pricePrecision (-1111), within PRICE_FILTER's minPrice and
+    maxPrice (-4013/-4016), on its tick (-4014). The price, and the timeInForce."""
+    # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order
+    for name in ("timeInForce", "price"):
+        if not params.get(name):
+            raise Answer(400, {"code": -1102, "msg": f"Mandatory parameter '{name}' was not sent, was empty/null, "
+                                                     "or malformed."})
+    time_in_force = params["timeInForce"]
+    if time_in_force not in ("GTC", "GTX", "IOC", "FOK"):
+        raise Answer(400, {"code": -1115, "msg": "Invalid timeInForce."})
+    text = params["price"]
+    try:
+        price = Decimal(text)
+    except ArithmeticError:
+        raise Answer(400, {"code": -1102, "msg": "Mandatory parameter 'price' was not sent, was empty/null, "
+                                                 "or malformed."}) from None
+    precision, low, high = _price_filter(params["symbol"])
+    if "e" in text.lower() or len(text.partition(".")[2]) > precision or not price.is_finite():
+        raise Answer(400, {"code": -1111, "msg": "Precision is over the maximum defined for this asset."})
+    if price < low:
+        raise Answer(400, {"code": -4013, "msg": "Price less than min price."})
+    if price > high:
+        raise Answer(400, {"code": -4016, "msg": "Price greater than max price."})
+    if (price - low) % rules.tick_size:
+        raise Answer(400, {"code": -4014, "msg": "Price not increased by tick size."})
+    return price, time_in_force
+
+
+@cache
+def _price_filter(symbol: str) -> tuple[int, Decimal, Decimal]:
+    """The symbol's pricePrecision, and PRICE_FILTER's minPrice and maxPrice, from the bundled snapshot."""
+    entry = next(e for e in json.loads(SNAPSHOT.read_text())["symbols"] if e["symbol"] == symbol)
+    price_filter = next(f for f in entry["filters"] if f["filterType"] == "PRICE_FILTER")
+    return int(entry["pricePrecision"]), Decimal(price_filter["minPrice"]), Decimal(price_filter["maxPrice"])
 
 
 def _trailing_params(params: dict, rules) -> dict:  # noqa: ANN001 - the bundled SymbolRules

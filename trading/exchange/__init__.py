@@ -45,6 +45,7 @@ from trading.exchange.base import (
     UnknownSymbol,
     UserEvent,
     UserStream,
+    WouldTake,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "PermanentError",
     "PositionInfo",
     "PrecisionRejected",
+    "WouldTake",
     "ProtectiveRequest",
     "ProtectiveState",
     "ProtectiveStatus",

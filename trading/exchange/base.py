@@ -8,7 +8,7 @@ family below.
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
 from enum import StrEnum
 from threading import Event
 from typing import Any, Protocol
@@ -32,6 +32,18 @@ class SymbolRules:
             exact.prec = 200
             steps = (quantity / self.step_size).to_integral_value(rounding=ROUND_DOWN)
             return (steps * self.step_size).quantize(self.step_size)
+
+    def round_price(self, price: Decimal, side: str) -> Decimal:
+        """A limit price on the tick, never worse for the side than asked: a buy's rounded down, a
+        sell's up (a limit order must never pay more, or sell for less, than its price said)."""
+        with localcontext() as exact:
+            exact.prec = 200
+            rounding = ROUND_DOWN if side == "BUY" else ROUND_UP
+            ticks = (price / self.tick_size).to_integral_value(rounding=rounding)
+            return (ticks * self.tick_size).quantize(self.tick_size)
+
+    def format_price(self, price: Decimal) -> str:
+        return format(price.quantize(self.tick_size), "f")
 
     def format_quantity(self, quantity: Decimal) -> str:
         """The quantity as the exchange accepts it: exactly the step's decimals, no exponent
@@ -82,6 +94,12 @@ class OrderRequest:
     reduce_only: bool = False
     position_side: str = "BOTH"  # LONG/SHORT in hedge mode
     price_hint: Decimal | None = None  # the price the order was sized from: the paper exchange fills at it
+    limit_price: Decimal | None = None  # a limit order's price, on the tick; None: a market order
+    post_only: bool = False  # a limit order that is refused rather than take liquidity (Binance: GTX)
+
+    @property
+    def is_limit(self) -> bool:
+        return self.limit_price is not None
 
 
 @dataclass(frozen=True)
@@ -376,6 +394,10 @@ class PrecisionRejected(PermanentError):
     """A quantity or price had more decimals or was smaller than the symbol allows."""
 
 
+class WouldTake(PermanentError):
+    """A post-only order would have taken liquidity at once: the exchange refused it, nothing rests."""
+
+
 class UnknownSymbol(PermanentError):
     """The exchange does not trade this symbol."""
 
@@ -404,6 +426,17 @@ class Exchange(Protocol):
 
     def place_market_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
         """Raises PermanentError (refused), RetryableError (nothing happened) or OutcomeUnknown."""
+        ...
+
+    def place_limit_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
+        """A limit order at `order.limit_price` (on the tick), good till cancelled, or post-only
+        (`order.post_only`: WouldTake when it would take at once). Its answer may say it rests (NEW)
+        or filled in part. Raises as place_market_order does."""
+        ...
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """Take a resting order off the book; its final word (CANCELED with what filled before, or
+        FILLED if it filled first). None when the exchange does not know it."""
         ...
 
     def get_order(self, symbol: str, client_order_id: str, *, stamp: int | None) -> OrderResult | None:

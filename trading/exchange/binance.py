@@ -45,6 +45,7 @@ from trading.exchange.base import (
     SymbolRules,
     SymbolSettings,
     UnknownSymbol,
+    WouldTake,
 )
 from trading.exchange.binance_setup import setup_lines
 from trading.exchange.binance_stream import BinanceUserStream
@@ -84,12 +85,16 @@ PLAIN_REASONS = {
     -4028: "the leverage is not allowed for this symbol",
     -4048: "the margin type cannot change while a position or open orders exist",
     -4061: "the order's position side does not match the account's position mode (one-way/hedge)",
+    -4014: "the price is not on the symbol's tick",
     -4164: "the order's value is below the symbol's minimum notional",
+    -5022: "post-only: the order would have taken liquidity at once, so the exchange did not place it",
 }
-REFUSALS: dict[int, type[PermanentError]] = {-2022: NothingToReduce, -1111: PrecisionRejected, -1121: UnknownSymbol}
+REFUSALS: dict[int, type[PermanentError]] = {-2022: NothingToReduce, -1111: PrecisionRejected, -1121: UnknownSymbol,
+                                              -4014: PrecisionRejected, -5022: WouldTake}
 RULES_STALE = (-1111, -1121, -4164)  # the symbol's filters may have changed: fetch them again
 NO_NEED_TO_CHANGE_MARGIN = -4046
 ORDER_DOES_NOT_EXIST = -2013
+CANCEL_UNKNOWN_ORDER = -2011  # a cancel of an order that is filled, cancelled or was never there
 POSITION_SIDE_MISMATCH = -4061
 CLOCK = -1021
 # "Execution status unknown" and their kin: an order request answered with these may have been placed.
@@ -174,6 +179,34 @@ class BinanceExchange:
 
     def place_market_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
         # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order
+        answer = self._call(self.client.new_order, order.symbol, order.side, "MARKET", placing=True,
+                            **self._order_params(order, stamp))
+        return _order_result(answer)
+
+    def place_limit_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
+        assert order.limit_price is not None
+        rules = self.get_symbol_rules(order.symbol)
+        if rules.round_price(order.limit_price, order.side) != order.limit_price:
+            raise PrecisionRejected(f"price {order.limit_price} does not fit {order.symbol}'s tick of {rules.tick_size}",
+                                    code="-4014")
+        params = self._order_params(order, stamp)
+        params["price"] = rules.format_price(order.limit_price)
+        params["timeInForce"] = "GTX" if order.post_only else "GTC"
+        answer = self._call(self.client.new_order, order.symbol, order.side, "LIMIT", placing=True, **params)
+        return _order_result(answer)
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Cancel-Order
+        try:
+            answer = self._signed(self.client.cancel_order, symbol, origClientOrderId=client_order_id)
+        except PermanentError as error:
+            if error.code not in (str(CANCEL_UNKNOWN_ORDER), str(ORDER_DOES_NOT_EXIST)):
+                raise
+            # Filled or cancelled already (or never there): its own word says which.
+            return self.get_order(symbol, client_order_id, stamp=None)
+        return _order_result(answer)
+
+    def _order_params(self, order: OrderRequest, stamp: int) -> dict[str, Any]:
         rules = self.get_symbol_rules(order.symbol)
         if rules.round_quantity(order.quantity) != order.quantity:
             raise PrecisionRejected(f"quantity {order.quantity} does not fit {order.symbol}'s step of {rules.step_size}",
@@ -191,8 +224,7 @@ class BinanceExchange:
             params["positionSide"] = order.position_side  # hedge mode: reduceOnly is refused there
         elif order.reduce_only:
             params["reduceOnly"] = "true"
-        answer = self._call(self.client.new_order, order.symbol, order.side, "MARKET", placing=True, **params)
-        return _order_result(answer)
+        return params
 
     def get_order(self, symbol: str, client_order_id: str, *, stamp: int | None) -> OrderResult | None:
         try:

@@ -45,6 +45,7 @@ from trading.exchange.base import (
     SymbolSettings,
     UnknownSymbol,
     UserEvent,
+    WouldTake,
 )
 from trading.exchange.rules import bundled_rules, bundled_rules_for
 from trading.models import PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective
@@ -53,6 +54,7 @@ from trading.pnl import position_after
 ASSET = "USDT"
 DEFAULT_LEVERAGE = 20  # Binance's default for a symbol never configured
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RESTING = ("NEW", "PARTIALLY_FILLED")  # a limit order still on the paper book
 
 
 class PaperExchange:
@@ -86,6 +88,80 @@ class PaperExchange:
             quantity = self._checked_quantity(order, rules, position, price)
             self._check_margin(order, account, position, quantity, price)
             return self._fill(order, account, position, quantity, price)
+
+    def place_limit_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
+        """Marketable at the paper market's price: filled there (taker), or refused if post-only.
+        Otherwise it rests, and fills whole at its price when the market crosses it (observe_price)."""
+        assert order.limit_price is not None
+        rules = self.get_symbol_rules(order.symbol)
+        if rules.round_price(order.limit_price, order.side) != order.limit_price:
+            raise PrecisionRejected(f"price {order.limit_price} does not fit {order.symbol}'s tick of {rules.tick_size}",
+                                    code="-4014")
+        if order.price_hint and not PaperOrder.objects.filter(client_order_id=order.client_order_id).exists():
+            self.observe_price(order.symbol, order.price_hint)
+        with transaction.atomic():
+            existing = PaperOrder.objects.filter(client_order_id=order.client_order_id).first()
+            if existing is not None:
+                return _result(existing)
+            mark = self.get_mark_price(order.symbol)
+            self._check_position_mode(order)
+            account = self._account(lock=True)
+            position = self._position(order.symbol, order.position_side, lock=True)
+            if _crosses(order.side, order.limit_price, mark):
+                if order.post_only:
+                    raise WouldTake(f"post-only: a {order.side.lower()} at {order.limit_price} would have taken liquidity "
+                                    f"at the market's {mark}, so it was not placed", code="-5022")
+                quantity = self._checked_quantity(order, rules, position, mark)
+                self._check_margin(order, account, position, quantity, mark)
+                return self._fill(order, account, position, quantity, mark)
+            quantity = self._checked_quantity(order, rules, position, order.limit_price)
+            self._check_margin(order, account, position, quantity, order.limit_price)
+            resting = PaperOrder.objects.create(
+                client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
+                position_side=order.position_side, quantity=quantity, reduce_only=order.reduce_only,
+                price=order.limit_price, time_in_force="GTX" if order.post_only else "GTC", status="NEW",
+                avg_price=Decimal(0), executed_qty=Decimal(0))
+            return _result(resting)
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        with transaction.atomic():
+            paper_order = PaperOrder.objects.select_for_update().filter(symbol=symbol, client_order_id=client_order_id).first()
+            if paper_order is None:
+                return None
+            if paper_order.status in RESTING:
+                paper_order.status = "CANCELED"
+                paper_order.save(update_fields=["status"])
+            return _result(paper_order)
+
+    def _fill_resting(self, paper_order: PaperOrder) -> None:
+        """A resting order the market crossed: filled whole at its price, as one fill."""
+        with transaction.atomic():
+            locked = PaperOrder.objects.select_for_update().get(pk=paper_order.pk)
+            if locked.status not in RESTING or locked.price is None:
+                return
+            request = OrderRequest(symbol=locked.symbol, side=locked.side, quantity=locked.quantity,
+                                   client_order_id=locked.client_order_id, reduce_only=locked.reduce_only,
+                                   position_side=locked.position_side)
+            account = self._account(lock=True)
+            position = self._position(locked.symbol, locked.position_side, lock=True)
+            price = locked.price
+            reduces = locked.reduce_only or _hedge_close(request)
+            quantity = min(locked.quantity, abs(position.amount)) if reduces else locked.quantity
+            if quantity <= 0:  # nothing left to reduce: Binance expires such an order
+                locked.status = "EXPIRED"
+                locked.save(update_fields=["status"])
+                return
+            signed = quantity if locked.side == "BUY" else -quantity
+            position.amount, position.entry_price, realized = position_after(position.amount, position.entry_price,
+                                                                             signed, price)
+            position.save()
+            commission = quantity * price * self.taker_fee
+            account.wallet_balance += realized - commission
+            account.save()
+            locked.status, locked.avg_price, locked.executed_qty = "FILLED", price, quantity
+            locked.commission, locked.realized_pnl, locked.created_at = commission, realized, position.updated_at
+            locked.save()
+            fill_lines_write(self.account_id, _income_records(locked), client_order_id=locked.client_order_id)
 
     def _checked_quantity(self, order: OrderRequest, rules: SymbolRules, position: PaperPosition, price: Decimal) -> Decimal:
         quantity = order.quantity
@@ -253,6 +329,10 @@ class PaperExchange:
         """The paper market moves with the prices signals carry; a protective order whose trigger the
         price crossed closes its position, as the exchange's would."""
         PaperPrice.objects.update_or_create(symbol=symbol, defaults={"price": price})
+        for resting in PaperOrder.objects.filter(symbol=symbol, status__in=RESTING, price__isnull=False):
+            assert resting.price is not None
+            if _crosses(resting.side, resting.price, price):
+                self._fill_resting(resting)
         for protective in PaperProtective.objects.filter(symbol=symbol, status="open"):
             if protective.kind == "trailing":
                 _trail(protective, price)
@@ -417,13 +497,19 @@ def _crossed(protective: PaperProtective, price: Decimal) -> bool:
     return price <= protective.trigger if falls else price >= protective.trigger
 
 
+def _crosses(side: str, limit: Decimal, price: Decimal) -> bool:
+    """Whether a limit order at `limit` trades at the market's `price`: a buy at or above it, a sell at
+    or below."""
+    return limit >= price if side == "BUY" else limit <= price
+
+
 def _result(paper_order: PaperOrder) -> OrderResult:
     return OrderResult(
         client_order_id=paper_order.client_order_id,
         exchange_order_id=f"paper-{paper_order.pk}",
         state=OrderState(paper_order.status),
         executed_qty=paper_order.executed_qty,
-        avg_price=paper_order.avg_price,
+        avg_price=paper_order.avg_price or None,  # a resting order's is 0: none yet
         commission=paper_order.commission,
         realized_pnl=paper_order.realized_pnl,
         updated_at=paper_order.created_at,

@@ -128,6 +128,9 @@ class Order(models.Model):
     symbol = models.CharField(max_length=30, db_index=True)
     side = models.CharField(max_length=4, choices=Side.choices)
     order_type = models.CharField(max_length=20, default="MARKET")
+    price = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="A limit order's price; empty for a market order.")
+    time_in_force = models.CharField(max_length=3, blank=True, db_default="",
+                                     help_text="A limit order's: GTC, or GTX (post-only: refused rather than take).")
     position_side = models.CharField(max_length=5, default="BOTH")
     quantity = models.DecimalField(**AMOUNT)
     reduce_only = models.BooleanField(default=False)

@@ -40,6 +40,8 @@ class PaperOrder(models.Model):
     position_side = models.CharField(max_length=5, default="BOTH")
     quantity = models.DecimalField(**AMOUNT)
     reduce_only = models.BooleanField(default=False)
+    price = models.DecimalField(**AMOUNT, null=True, blank=True)  # a limit order's; empty: market
+    time_in_force = models.CharField(max_length=3, blank=True, db_default="")  # GTC, or GTX (post-only)
     status = models.CharField(max_length=16, default="FILLED")
     avg_price = models.DecimalField(**AMOUNT)
     executed_qty = models.DecimalField(**AMOUNT)
