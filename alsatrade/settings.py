@@ -269,6 +269,12 @@ if EXCHANGE == "binance":
 PAPER_BALANCE = env_decimal("PAPER_BALANCE", "10000", low=Decimal("0"), high=Decimal("1e12"))
 PAPER_TAKER_FEE = env_decimal("PAPER_TAKER_FEE", "0.0005", low=Decimal("0"), high=Decimal("0.01"))
 PAPER_HEDGE_MODE = env_bool("PAPER_HEDGE_MODE", False)  # the paper account in hedge mode (docs/EXECUTION.md)
+# The paper market's prices between alerts: a Binance USDⓈ-M REST base URL whose public mark prices
+# (GET /fapi/v1/premiumIndex) the user data stream process reads every PAPER_PRICE_FEED_SECONDS, so
+# resting limit entries, stops, ladders and trailing stops trigger where the market goes. Empty: the
+# paper market moves only with the prices alerts carry. https://fapi.binance.com for the real one.
+PAPER_PRICE_FEED = env.str("PAPER_PRICE_FEED", default="").rstrip("/")
+PAPER_PRICE_FEED_SECONDS = float(env_decimal("PAPER_PRICE_FEED_SECONDS", "2", low=Decimal("0.2"), high=Decimal("3600")))
 
 # A queued signal not executed within this many seconds of its receipt is not traded any more: a
 # worker that was down for ten minutes must not fire ten-minute-old orders when it comes back.

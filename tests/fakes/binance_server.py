@@ -523,7 +523,8 @@ class FakeBinance:
             ("GET", "/fapi/v1/exchangeInfo"): self._exchange_info,
             ("GET", "/fapi/v1/premiumIndex"): lambda: {
                 "symbol": params["symbol"], "markPrice": str(self._price(params["symbol"]))
-            },
+            } if "symbol" in params else [  # every symbol, as Binance answers without one
+                {"symbol": symbol, "markPrice": str(price)} for symbol, price in sorted(self.prices.items())],
             ("POST", "/fapi/v1/order"): lambda: self._new_order(params),
             ("POST", "/fapi/v1/algoOrder"): lambda: self._new_algo_order(params),
             ("DELETE", "/fapi/v1/algoOrder"): lambda: self._cancel_algo_order(params),

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from threading import Event
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -47,6 +48,7 @@ from trading.exchange.base import (
     UserEvent,
     WouldTake,
 )
+from trading.exchange.price_feed import PriceFeed
 from trading.exchange.rules import bundled_rules, bundled_rules_for
 from trading.models import PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective
 from trading.pnl import position_after
@@ -373,13 +375,20 @@ class PaperExchange:
         return RateUsage()
 
     def user_stream(self) -> "PaperUserStream":
-        """The paper exchange acts by itself in one way: a protective order triggered by a price."""
-        return PaperUserStream()
+        """The paper exchange acts by itself when a price crosses a protective or a resting order: an
+        alert's price, or the price feed's (PAPER_PRICE_FEED), which this stream reads."""
+        feed = PriceFeed(settings.PAPER_PRICE_FEED, every=settings.PAPER_PRICE_FEED_SECONDS) \
+            if settings.PAPER_PRICE_FEED else None
+        return PaperUserStream(self, feed)
 
     def _trigger(self, protective: PaperProtective, price: Decimal) -> None:
         """Close the whole position at `price` (closePosition; a trailing stop: at most its quantity),
         then retire the order."""
         with transaction.atomic():
+            # Locked and read again: the worker (an alert's price) and the stream (the price feed) may
+            # both see the same crossing; only one triggers it.
+            if not PaperProtective.objects.select_for_update().filter(pk=protective.pk, status="open").exists():
+                return
             position = self._position(protective.symbol, protective.position_side, lock=True)
             held = min(abs(position.amount), protective.quantity or abs(position.amount))
             if held and (position.amount > 0) == (protective.side == "SELL"):
@@ -432,10 +441,10 @@ class PaperExchange:
         found = queryset.filter(symbol=symbol, position_side=position_side).first()
         if found is not None:
             return found
-        settings = self.get_symbol_settings([symbol])[symbol]  # a new side takes the symbol's settings
+        in_force = self.get_symbol_settings([symbol])[symbol]  # a new side takes the symbol's settings
         position, _ = queryset.get_or_create(
             symbol=symbol, position_side=position_side,
-            defaults={"leverage": settings.leverage, "margin_type": settings.margin_type},
+            defaults={"leverage": in_force.leverage, "margin_type": in_force.margin_type},
         )
         return position
 
@@ -549,16 +558,31 @@ class PaperUserStream:
 
     POLL = 0.25  # seconds
 
+    def __init__(self, exchange: "PaperExchange", feed: PriceFeed | None = None) -> None:
+        self.exchange = exchange
+        self.feed = feed
+
     def events(self, stop: Event) -> Iterator[UserEvent]:
         yield StreamConnected(timezone.now())
         last_pk = 0
         while not stop.is_set():
+            if self.feed is not None:
+                for symbol, price in self.feed.due(watched_symbols()).items():
+                    self.exchange.observe_price(symbol, price)
             triggered = PaperOrder.objects.filter(client_order_id__startswith=TRIGGER_PREFIX, pk__gt=last_pk).order_by("pk")
             for paper_order in triggered[:100]:
                 last_pk = paper_order.pk
                 yield from _trigger_events(paper_order)
             yield StreamAlive(timezone.now())
             stop.wait(self.POLL)
+
+
+def watched_symbols() -> set[str]:
+    """The symbols whose price can make the paper exchange act: an open position, a resting limit
+    order or an open protective order."""
+    return (set(PaperPosition.objects.exclude(amount=0).values_list("symbol", flat=True))
+            | set(PaperOrder.objects.filter(status__in=RESTING).values_list("symbol", flat=True))
+            | set(PaperProtective.objects.filter(status="open").values_list("symbol", flat=True)))
 
 
 def _trigger_events(paper_order: PaperOrder) -> Iterator[UserEvent]:
