@@ -95,7 +95,7 @@ def parts(requests: int) -> None:
     counter = iter(range(10**9))
 
     def insert() -> None:
-        fields = webhook._signal_fields(parsed, payload, "127.0.0.1", timezone.now())
+        fields = webhook.signal_fields(parsed, payload, "127.0.0.1", timezone.now())
         Signal.objects.insert(**fields, preference_id=preference.pk if preference else None,
                               idempotency_key=f"parts-{time.time()}-{next(counter)}", status=Signal.Status.QUEUED,
                               reason="", http_status=202, queued_at=timezone.now(), intake_us=1)

@@ -9,5 +9,6 @@ urlpatterns = [
     path("new/", views.strategy_new, name="new"),
     path("<int:strategy_id>/", views.strategy_edit, name="edit"),
     path("<int:strategy_id>/passphrase/", views.passphrase_rotate, name="passphrase"),
+    path("<int:strategy_id>/rehearse/", views.alert_rehearse, name="rehearse"),
     path("<int:strategy_id>/drawdown-lock/clear/", views.drawdown_lock_clear, name="drawdown_clear"),
 ]

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from preferences.forms import StrategyPreferenceForm
 from preferences.models import StrategyPreference
 from trading.engine import plain
+from trading.rehearsal import rehearse
 from trading.risk import strategy_lock
 
 ADD = "preferences.add_strategypreference"
@@ -96,6 +97,7 @@ def _edit(request: HttpRequest, strategy: StrategyPreference, *, permission: str
         "may_clear_lock": request.user.has_perm(CHANGE),
         "new_passphrase": _take_new_passphrase(request, strategy),
         "alert_message": alert_message(strategy.name) if strategy.pk else "",
+        "rehearse_message": alert_message(strategy.name) if strategy.pk else "",
         "webhook_url": request.build_absolute_uri("/webhook"),
     })
 
@@ -113,6 +115,19 @@ def passphrase_rotate(request: HttpRequest, strategy_id: int) -> HttpResponse:
         strategy.save(update_fields=["passphrase_hash", "updated_at"])
     request.session[SHOW_ONCE] = {"strategy": strategy.pk, "passphrase": passphrase}
     return redirect("strategies:edit", strategy.pk)
+
+
+@require_POST
+@login_required
+def alert_rehearse(request: HttpRequest, strategy_id: int) -> HttpResponse:
+    """The "Test an alert" box: what the webhook and a worker would do with the pasted message now
+    (trading/rehearsal.py); nothing is stored or sent, so viewing the strategy is permission enough.
+    htmx gets the result alone; a browser without JavaScript gets it on a page of its own."""
+    strategy = get_object_or_404(StrategyPreference, pk=strategy_id)
+    message = request.POST.get("message", "")
+    context = {"strategy": strategy, "rehearsal": rehearse(message, strategy), "rehearse_message": message}
+    template = "ui/strategies/_rehearsal.html" if request.headers.get("HX-Request") else "ui/strategies/rehearsal.html"
+    return render(request, template, context)
 
 
 @require_POST

@@ -211,6 +211,23 @@ def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None
     body = _body_within_limit(body_reader, content_length)
     if not address_allowed(source_ip):
         raise Refusal(403, f"address {source_ip} is not allowed to post signals")
+    admitted = admit(body, received_at=received_at, generation=generation)
+    return _store(admitted.parsed, admitted.payload, admitted.preference, source_ip, received_at, started)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An alert that passed the webhook's checks: what it says, as stored (redacted), and its strategy."""
+
+    parsed: ParsedSignal
+    payload: dict
+    preference: StrategyPreference | None
+
+
+def admit(body: bytes, *, received_at: datetime, generation: str | None, authenticate: bool = True) -> Admitted:
+    """The webhook's checks of a body, in order: JSON, passphrase, fields, freshness; Refusal at the
+    first that fails. The strategy page's rehearsal (trading/rehearsal.py) runs the same checks
+    without the passphrase (`authenticate` False), which that page never asks for."""
     try:
         data = parse_body(body)
     except IntakeError as error:
@@ -220,7 +237,8 @@ def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None
     lookup = strategy_name.strip()
     preference = STRATEGIES.get(lookup, generation) if lookup else None
     given = passphrase_of(data)
-    _authenticate(given, preference, strategy_name)
+    if authenticate:
+        _authenticate(given, preference, strategy_name)
     _comment_masked(data, given)
     payload = redact(data)
     try:
@@ -228,7 +246,7 @@ def _checked(body_reader: BodyReader, content_length: str, source_ip: str | None
     except IntakeError as error:
         raise Refusal(400, error.message, fields=error.fields, payload=payload, strategy=strategy_name[:100]) from None
     _check_fresh(parsed, preference, received_at, payload)
-    return _store(parsed, payload, preference, source_ip, received_at, started)
+    return Admitted(parsed, payload, preference)
 
 
 class StrategyGone(Exception):
@@ -285,16 +303,17 @@ def _check_fresh(parsed: ParsedSignal, preference: StrategyPreference | None, re
                       "check the sender's clock", payload=payload, parsed=parsed)
 
 
-def _filter_reason(parsed: ParsedSignal, preference: StrategyPreference | None) -> str:
+def filter_reason(parsed: ParsedSignal, preference: StrategyPreference | None) -> str:
+    """Why the strategy's settings take no trade from this alert ("" when they do): answered 200."""
     return trade_refusal(preference, parsed.strategy, parsed.symbol)
 
 
 def _store(parsed: ParsedSignal, payload: dict, preference: StrategyPreference | None, source_ip: str | None,
            received_at: datetime, started: float) -> Answer:
     """One commit: the Signal (unique by its idempotency key) and, if it is to be traded, its job."""
-    reason = _filter_reason(parsed, preference)
+    reason = filter_reason(parsed, preference)
     key = idempotency_key(parsed)
-    fields = _signal_fields(parsed, payload, source_ip, received_at)
+    fields = signal_fields(parsed, payload, source_ip, received_at)
     # The unique key decides, not a prior SELECT. The insert is the transaction's first statement (or,
     # in autocommit, the whole of it), so a duplicate rolls back nothing else and needs no savepoint.
     try:
@@ -336,7 +355,8 @@ def _duplicate(key: str, parsed: ParsedSignal, source_ip: str | None, started: f
     return Answer(200, {"status": "duplicate", "signal_id": original})
 
 
-def _signal_fields(parsed: ParsedSignal, payload: dict, source_ip: str | None, received_at: datetime) -> dict:
+def signal_fields(parsed: ParsedSignal, payload: dict, source_ip: str | None, received_at: datetime) -> dict:
+    """The Signal's columns for an admitted alert."""
     return {
         "payload": payload, "action": parsed.action, "symbol": parsed.symbol, "quantity": parsed.quantity,
         "price": parsed.price, "strategy": parsed.strategy, "sender_time": parsed.sender_time,
@@ -352,7 +372,7 @@ def _refused(refusal: Refusal, source_ip: str | None, received_at: datetime, sta
     fields: dict[str, Any] = {"payload": refusal.payload, "strategy": refusal.strategy, "source_ip": source_ip,
                               "received_at": received_at}
     if refusal.parsed is not None:
-        fields = _signal_fields(refusal.parsed, refusal.payload, source_ip, received_at)
+        fields = signal_fields(refusal.parsed, refusal.payload, source_ip, received_at)
     reason = refusal.error if not refusal.fields else refusal.error + " — " + "; ".join(
         f"{name}: {problem}" for name, problem in sorted(refusal.fields.items()))
     try:
