@@ -1,7 +1,8 @@
 """The pages in a real browser (Debian's chromium driven by Playwright): log in, open every page on a
 desktop and a phone, watch the dashboard pick up a signal posted to /webhook without a reload, change a
 strategy on its configuration page and read the change back from the API, and find the page read-only
-without the permission.
+without the permission. Protective orders too: an execution's on its page, each open position's on the
+dashboard, a strategy's entry and take-profit ladder set through its page.
 
 Screenshots land in tmp/screenshots/ (git-ignored) for a human to look at; the README's dashboard
 images are copies of dashboard-desktop.png and dashboard-phone.png (docs/screenshots/).
@@ -11,7 +12,7 @@ import json
 import os
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from django.utils import timezone
 
 from preferences.models import StrategyPreference
 from tests.support.queue import run_queued_jobs
-from tests.ui.records import make_account, make_execution
+from tests.ui.records import make_account, make_execution, make_protective
 from trading.models import Execution, Order, Position, Signal
 from trading.webhook import RATE_LIMITER
 
@@ -135,6 +136,13 @@ class Visit:
         self.context.close()
 
 
+def fits_the_phone(visit: "Visit", what: str) -> None:
+    """Nothing wider than the phone's screen. Against the screen's width, not window.innerWidth: on a
+    phone (is_mobile) Chromium widens the layout viewport to the widest content, innerWidth with it."""
+    widths = visit.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth, window.visualViewport.width]")
+    assert max(widths[:2]) <= PHONE["width"], f"{what} scrolls sideways on a phone: {widths}"
+
+
 def pages(execution_pk: int, strategy_pk: int) -> dict[str, str]:
     return {
         "dashboard": "/ui/",
@@ -192,8 +200,7 @@ def test_it_shows_every_page(browser, live_server, trader, strategy, device):
             visit.page.wait_for_selector("#equity-chart canvas")
         visit.page.screenshot(path=SCREENSHOTS / f"{name}-{device}.png", full_page=True)
         if phone:
-            widths = visit.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-            assert widths[0] <= widths[1], f"{path} scrolls sideways on a phone: {widths}"
+            fits_the_phone(visit, path)
     assert visit.outside_requests() == []
     visit.close()
 
@@ -305,8 +312,7 @@ def test_an_operator_halts_trading_from_the_dashboard(browser, live_server, staf
     assert "Last change: halted by staff" in visit.page.inner_text(".slot-kill")
     visit.page.screenshot(path=SCREENSHOTS / f"dashboard-halted-{device}.png", full_page=True)
     if phone:
-        widths = visit.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-        assert widths[0] <= widths[1], f"the halted dashboard scrolls sideways on a phone: {widths}"
+        fits_the_phone(visit, "the halted dashboard")
     visit.page.click(".kill-switch button[value=false]")
     visit.page.wait_for_selector("text=Trading resumed.")
     assert not TradingHalt.current().halted
@@ -333,3 +339,152 @@ def test_the_admin_and_the_api_docs_work_under_the_content_security_policy(brows
     visit.page.wait_for_selector("text=Execution List")
     visit.close()
 
+
+def in_view(visit, selector: str) -> None:
+    """Scrolled to (a table scrolls sideways inside its .table-wrap on a phone), the element is whole
+    inside the window: nothing of it is cut off to the left or right."""
+    element = visit.page.locator(selector)
+    element.scroll_into_view_if_needed()
+    box = element.bounding_box()
+    width = visit.page.evaluate("Math.min(window.innerWidth, window.visualViewport.width)")
+    assert box is not None and box["width"] > 0, selector
+    assert 0 <= box["x"] and box["x"] + box["width"] <= width + 0.5, f"{selector} is cut off: {box}, window {width}"
+
+
+def protect_long(execution: Execution, *, stop: str, levels: tuple[str, str, str], trail: str) -> None:
+    """A long's stop, 3-level ladder and trailing stop, placed 10 minutes ago; then level 1 filled and
+    the stop moved to breakeven (a new stop placed, the first cancelled)."""
+    ago = timedelta(minutes=10)
+    make_protective(execution, "stop_loss", stop, status="cancelled", ago=ago)
+    for level, price in enumerate(levels, 1):
+        make_protective(execution, "take_profit", price, level=level, quantity="0.037", ago=ago,
+                        status="triggered" if level == 1 else "active")
+    make_protective(execution, "trailing", trail, quantity="0.111", callback="1.00", ago=ago)
+    make_protective(execution, "stop_loss", "45010", level=1, ago=timedelta(minutes=1))
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_the_execution_page_lists_its_protective_orders_in_order(browser, live_server, trader, device):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    execution = make_execution(1)
+    protect_long(execution, stop="43200", levels=("46000", "47000", "48000"), trail="47500")
+    phone = device == "phone"
+    visit = Visit(browser, live_server.url, PHONE if phone else DESKTOP, phone=phone)
+    visit.log_in()
+    visit.page.goto(f"{live_server.url}/ui/executions/{execution.pk}/")
+    section = visit.page.locator("section[aria-labelledby=protective-orders]")
+    section.scroll_into_view_if_needed()
+    assert section.is_visible()
+    rows = section.locator("tbody tr[data-protective]")
+    assert rows.evaluate_all("rows => rows.map(row => row.dataset.protective)") == [
+        "stop_loss", "stop_loss-1", "take_profit-1", "take_profit-2", "take_profit-3", "trailing"]
+    labels = rows.evaluate_all("rows => rows.map(row => row.cells[0].innerText.split('\\n')[0].trim())")
+    assert labels == ["Stop-loss sell", "Stop-loss moved to breakeven after take-profit 1 filled sell",
+                      "Take-profit 1 of 3 sell", "Take-profit 2 of 3 sell", "Take-profit 3 of 3 sell", "Trailing stop sell"]
+    assert "replaced by the stop below" in rows.nth(0).inner_text()
+    assert [rows.nth(n).locator(".badge").inner_text() for n in range(6)] == [
+        "Cancelled", "Active", "Triggered", "Active", "Active", "Active"]
+    assert rows.nth(5).locator("td.num").first.inner_text() == "activation 47,500, callback 1.0 %"
+    for n in range(6):  # every badge and label readable: visible, and not cut off by the window
+        assert rows.nth(n).locator(".badge").is_visible()
+        in_view(visit, f"section[aria-labelledby=protective-orders] tbody tr[data-protective] >> nth={n} >> .badge")
+        in_view(visit, f"section[aria-labelledby=protective-orders] tbody tr[data-protective] >> nth={n} >> td >> nth=0")
+    section.screenshot(path=SCREENSHOTS / f"execution-protection-section-{device}.png")
+    visit.page.screenshot(path=SCREENSHOTS / f"execution-protection-{device}.png", full_page=True)
+    if phone:
+        fits_the_phone(visit, "the execution page with protective orders")
+        assert section.locator("th.opt").first.is_hidden()  # placed/updated: left out on a phone
+    visit.close()
+
+
+@pytest.mark.xfail(strict=True, reason="on a 390 px phone the table is 576 px wide in a 346 px box: the trailing "
+                   "stop's unwrapped 'activation 47,500, callback 1.0 %' pushes Quantity and Status past the edge")
+def test_the_protective_orders_table_fits_a_phone_without_scrolling_sideways(browser, live_server, trader):
+    execution = make_execution(1)
+    protect_long(execution, stop="43200", levels=("46000", "47000", "48000"), trail="47500")
+    visit = Visit(browser, live_server.url, PHONE, phone=True)
+    visit.log_in()
+    visit.page.goto(f"{live_server.url}/ui/executions/{execution.pk}/")
+    wrap = visit.page.locator("section[aria-labelledby=protective-orders] .table-wrap")
+    try:
+        widths = wrap.evaluate("wrap => [wrap.scrollWidth, wrap.clientWidth]")
+        # The cut falls between two columns: nothing on the screen says a Status column is there at all.
+        assert widths[0] <= widths[1], f"the protective orders table scrolls sideways on a phone: {widths}"
+    finally:
+        visit.close()
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_the_dashboard_shows_each_open_positions_protective_orders(browser, live_server, trader, device):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    make_account()  # an ETHUSDT short
+    Position.objects.create(symbol="BTCUSDT", amount=Decimal("0.111"), entry_price=Decimal("45000.5"),
+                            mark_price=Decimal("45210"), unrealized_pnl=Decimal("23.2"), leverage=5, margin_type="cross")
+    protect_long(make_execution(1), stop="43200", levels=("46000", "47000", "48000"), trail="47500")
+    short = make_execution(2, symbol="ETHUSDT")
+    make_protective(short, "stop_loss", "2600", side="BUY")
+    make_protective(short, "take_profit", "2400", level=1, quantity="0.75", side="BUY")
+    make_protective(short, "take_profit", "2300", level=2, quantity="0.75", side="BUY", status="placing")
+    phone = device == "phone"
+    visit = Visit(browser, live_server.url, PHONE if phone else DESKTOP, phone=phone)
+    visit.log_in()
+    table = visit.page.locator(".slot-positions table")
+    assert table.locator("thead th").last.inner_text() == "Protection"
+    cells = {symbol: table.locator(f"tbody tr:has(td:first-child:has-text('{symbol}')) td:last-child")
+             for symbol in ("BTCUSDT", "ETHUSDT")}
+    assert " ".join(cells["BTCUSDT"].inner_text().split()) == (
+        "SL 45,010 breakeven · TP2 47,000 ×0.037 · TP3 48,000 ×0.037 · Trail 1.0 % from 47,500")
+    assert " ".join(cells["ETHUSDT"].inner_text().split()) == "SL 2,600 · TP1 2,400 ×0.75 · TP2 2,300 ×0.75 placing"
+    for symbol, cell in cells.items():  # each part readable: visible and whole in the window once scrolled to
+        parts = cell.locator("span.nowrap")
+        assert parts.count() == (4 if symbol == "BTCUSDT" else 3)
+        for n in range(parts.count()):
+            assert parts.nth(n).is_visible()
+            in_view(visit, f".slot-positions tbody tr:has(td:first-child:has-text('{symbol}')) td:last-child "
+                           f"span.nowrap >> nth={n}")
+        in_view(visit, f".slot-positions tbody tr:has(td:first-child:has-text('{symbol}')) td:first-child")
+    visit.page.locator(".slot-positions").screenshot(path=SCREENSHOTS / f"dashboard-protection-positions-{device}.png")
+    visit.page.screenshot(path=SCREENSHOTS / f"dashboard-protection-{device}.png", full_page=True)
+    if phone:
+        fits_the_phone(visit, "the dashboard with protective orders")
+    visit.close()
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_it_sets_a_limit_entry_and_a_take_profit_ladder_on_the_strategy_page(browser, live_server, staff, strategy, device):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    phone = device == "phone"
+    visit = Visit(browser, live_server.url, PHONE if phone else DESKTOP, phone=phone)
+    visit.log_in("staff")
+    visit.page.goto(f"{live_server.url}/ui/strategies/{strategy.pk}/")
+    entries = visit.page.locator("fieldset:has(legend:text-is('Entries'))")
+    assert entries.is_visible()
+    assert visit.page.input_value("#id_entry") == "market"
+    visit.page.select_option("#id_entry", "post_only")
+    visit.page.fill("#id_entry_offset_pct", "0.5")
+    visit.page.fill("#id_entry_timeout", "30")
+    visit.page.select_option("#id_on_timeout", "market")
+    for n, (pct, share) in enumerate([("1", "30"), ("2", "30"), ("3.5", "40")]):
+        visit.page.fill(f"#id_take_profit_ladder_{2 * n}", pct)
+        visit.page.fill(f"#id_take_profit_ladder_{2 * n + 1}", share)
+    entries.screenshot(path=SCREENSHOTS / f"strategy-entries-{device}.png")
+    visit.page.locator(".field:has(#id_take_profit_ladder)").screenshot(path=SCREENSHOTS / f"strategy-ladder-{device}.png")
+    visit.page.screenshot(path=SCREENSHOTS / f"strategy-entries-ladder-{device}.png", full_page=True)
+    if phone:
+        in_view(visit, "#id_take_profit_ladder_5")  # the last level's share, whole on the screen
+        fits_the_phone(visit, "the strategy page with a ladder")
+    visit.page.click("button[type=submit]:has-text('Save')")
+    visit.page.wait_for_selector("text=Saved ALSAPRO 1.")
+
+    strategy.refresh_from_db()
+    assert (strategy.entry, strategy.entry_offset_pct, strategy.entry_timeout, strategy.on_timeout) == (
+        "post_only", Decimal("0.5"), 30, "market")
+    assert strategy.take_profit_ladder == [{"pct": "1", "share": "30"}, {"pct": "2", "share": "30"},
+                                           {"pct": "3.5", "share": "40"}]
+    # The page shows what was saved.
+    assert visit.page.input_value("#id_entry") == "post_only" and visit.page.input_value("#id_on_timeout") == "market"
+    assert Decimal(visit.page.input_value("#id_entry_offset_pct")) == Decimal("0.5")
+    assert visit.page.input_value("#id_entry_timeout") == "30"
+    assert [visit.page.input_value(f"#id_take_profit_ladder_{n}") for n in range(6)] == ["1", "30", "2", "30", "3.5", "40"]
+    assert visit.page.input_value("#id_take_profit_ladder_6") == ""
+    visit.close()
