@@ -397,8 +397,6 @@ def test_the_execution_page_lists_its_protective_orders_in_order(browser, live_s
     visit.close()
 
 
-@pytest.mark.xfail(strict=True, reason="on a 390 px phone the table is 576 px wide in a 346 px box: the trailing "
-                   "stop's unwrapped 'activation 47,500, callback 1.0 %' pushes Quantity and Status past the edge")
 def test_the_protective_orders_table_fits_a_phone_without_scrolling_sideways(browser, live_server, trader):
     execution = make_execution(1)
     protect_long(execution, stop="43200", levels=("46000", "47000", "48000"), trail="47500")
