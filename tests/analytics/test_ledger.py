@@ -286,7 +286,7 @@ def test_it_writes_a_triggered_paper_stops_lines_for_the_next_import_to_attribut
     stop_line = LedgerEntry.objects.get(symbol="BTCUSDT", kind="REALIZED_PNL")
     assert stop_line.amount == (D("44000") - D("45000")) * D("0.111") and stop_line.order is None
     # The user stream records the fill as an Order of ours; the next import attributes the lines to it.
-    for event in PaperUserStream().events(threading.Event()):
+    for event in PaperUserStream(paper).events(threading.Event()):
         if isinstance(event, StreamAlive):  # after what the paper exchange did by itself
             break
         if isinstance(event, ProtectiveUpdate):

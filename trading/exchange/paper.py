@@ -558,15 +558,16 @@ class PaperUserStream:
 
     POLL = 0.25  # seconds
 
-    def __init__(self, exchange: "PaperExchange", feed: PriceFeed | None = None) -> None:
+    def __init__(self, exchange: "PaperExchange | None" = None, feed: PriceFeed | None = None) -> None:
+        """`feed`: prices to move the paper market with, through `exchange`; none: alerts move it."""
         self.exchange = exchange
-        self.feed = feed
+        self.feed = feed if exchange is not None else None
 
     def events(self, stop: Event) -> Iterator[UserEvent]:
         yield StreamConnected(timezone.now())
         last_pk = 0
         while not stop.is_set():
-            if self.feed is not None:
+            if self.feed is not None and self.exchange is not None:
                 for symbol, price in self.feed.due(watched_symbols()).items():
                     self.exchange.observe_price(symbol, price)
             triggered = PaperOrder.objects.filter(client_order_id__startswith=TRIGGER_PREFIX, pk__gt=last_pk).order_by("pk")
