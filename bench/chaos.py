@@ -17,6 +17,18 @@ load lasts as long as without them; --no-bursts sends them all at the steady pac
 - the exchange (tests/fakes/binance_server.py, RandomFaults, seeded) answers each new order, with
   probability p each, 503 after filling, a stall of 1.5 s past the client's 1 s timeout (then fills),
   429 with Retry-After 1, -1021, or 500 before filling; and each order lookup, with probability p, 503.
+- the ladder phase (on unless --no-ladder or --no-stream): a fourth strategy, CHAOS LADDER, trades
+  LINKUSDT and XRPUSDT alone (the three others leave them to it: protection is the symbol's, and follows
+  the strategy of the signal that last traded it) with a 2 % stop-loss, a take-profit ladder of 1 %/40,
+  2 %/30 and 3 %/30 and breakeven after level 1; every --move-every s (0.5) one of its symbols' prices
+  steps through ±1.5/2.5/3.5 % of its start price (FakeBinance.move_price), from the start until the
+  ladder's last signal was executed, so that levels fill, stops move to breakeven and positions close
+  through the ladder or the stop while the workers that execute and settle them are killed. The report
+  counts the levels triggered, the breakeven moves and the kills while a ladder signal executed. The exchange's own
+  fills reach us only through the stream, which Binance does not replay: a move waits for the stream
+  and spares it from kills for 3 s. After the run, up to 95 s (Q_CLUSTER's retry of a killed task) for
+  the protection to settle: no two open algo orders of one symbol, side, kind and level; every open
+  position of the ladder's symbols under a stop that covers it; no algo order left on a flat symbol.
 Then it waits until every accepted signal is final and no order's outcome is unknown, and checks
 what the webhooks were answered, what the database recorded and what the exchange did against each
 other (bench/chaos_checks.py), the burst signals like every other. The report counts the bursts, the
@@ -28,6 +40,7 @@ loss, duplicate or disagreement.
     .venv/bin/python bench/chaos.py --signals 200 --rate 50  # the CI variant (tests/trading/test_chaos.py)
     .venv/bin/python bench/chaos.py --database sqlite --broker orm --rate 50
     .venv/bin/python bench/chaos.py --no-bursts               # the steady pace only
+    .venv/bin/python bench/chaos.py --no-ladder               # three strategies, no protective orders
 """
 
 import argparse
@@ -43,6 +56,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -51,7 +65,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from chaos_checks import Post, Report, check_all, stored_rows, tallies, when  # noqa: E402
+from chaos_checks import Post, Report, check_all, protection_gaps, stored_rows, tallies, when  # noqa: E402
 from chaos_cluster import Cluster, Kill, Killer, Peek, become_subreaper, broker, database  # noqa: E402
 
 from common import PASSPHRASE, environment, machine, manage, serving, summary  # noqa: E402
@@ -69,23 +83,40 @@ SENDERS = 32
 SEND_TIMEOUT = 3.0  # seconds; TradingView cancels a webhook request after 3 s
 BURST_WINDOW = 0.5  # seconds: a bar close's alerts all leave within this
 BURST_KILL = (0.2, 0.6)  # seconds after a burst's first alert: when the kill planned into it lands
+# The ladder phase: a fourth strategy of its own symbols (its protective orders are the symbol's: a signal of
+# another strategy on them would bring them in line with that strategy's settings, none), with a stop-loss,
+# a three-level take-profit ladder and breakeven after level 1; the price of its symbols moves in steps from
+# the start price, so that levels fill, stops move to breakeven and positions close through the ladder.
+LADDER = "CHAOS LADDER"
+LADDER_SYMBOLS = ("LINKUSDT", "XRPUSDT")  # among the first 8 of PRICES: in every run
+LADDER_BOOK = {"leverage": 5, "sizing": "signal", "stop_loss": "2", "breakeven_after": 1, "breakeven_to": "entry",
+               "take_profit_ladder": [{"pct": "1", "share": "40"}, {"pct": "2", "share": "30"}, {"pct": "3", "share": "30"}]}
+# × the start price, one step after the other: a long opened near the start reaches level 1, 2 then 3; one
+# opened high is stopped on the way back; a short the same, downwards.
+LADDER_STEPS = (1.015, 1.025, 1.035, 1.0, 0.985, 0.975, 0.965, 1.0)
+STREAM_QUIET = 3.0  # seconds after a price move in which the stream process is not killed (see Mover)
+PROTECTION_PATIENCE = 95.0  # seconds for protection to settle at the end: Q_CLUSTER retry (90 s) re-runs a killed task
 PENDING_SQL = "SELECT COUNT(*) FROM trading_signal WHERE status IN ('queued', 'executing')"
 UNRESOLVED_SQL = "SELECT COUNT(*) FROM trading_order WHERE status IN ('sent', 'unknown', 'NEW', 'PARTIALLY_FILLED')"
 DUMP = """
 import json
 from django.conf import settings
 from django.db.models import F
-from trading.models import Execution, Order, Position, Signal
+from trading.models import Execution, Order, Position, ProtectiveOrder, Signal
 print(json.dumps({
     "max_delay": settings.EXECUTION_MAX_DELAY,
     "signals": list(Signal.objects.values("id", "status", "http_status", "duplicate_count", "received_at", "queued_at",
                                           "intake_us", "idempotency_key", "reason", "symbol", "action", "strategy")),
     "executions": list(Execution.objects.values("id", "signal_id", "status", "reason", "received_at", "started_at",
-                                                "sent_at", "finished_at", "error_code", "attempts")),
+                                                "sent_at", "finished_at", "error_code", "attempts", "protection_alarm")),
     "orders": list(Order.objects.annotate(signal_id=F("execution__signal_id")).values(
         "id", "execution_id", "signal_id", "leg", "purpose", "client_order_id", "symbol", "side", "quantity", "status",
-        "executed_qty", "applied_qty", "error_code", "error_message", "sent_at", "acknowledged_at")),
+        "executed_qty", "applied_qty", "error_code", "error_message", "sent_at", "acknowledged_at", "source",
+        "exchange_order_id")),
     "positions": {p["symbol"]: p["amount"] for p in Position.objects.filter(position_side="BOTH").values("symbol", "amount")},
+    "protective": list(ProtectiveOrder.objects.annotate(signal_id=F("execution__signal_id")).values(
+        "id", "signal_id", "client_id", "symbol", "position_side", "kind", "level", "status", "quantity", "trigger_price",
+        "created_at", "updated_at")),
 }, default=str))
 """
 
@@ -134,14 +165,20 @@ class Burst:
         return any(started <= kill.at <= finished for started, finished in self.running)
 
 
-def strategies(symbols: list[str]) -> dict[str, dict]:
-    """Three strategies sharing symbols (so they share each symbol's one position)."""
+def strategies(symbols: list[str], ladder: bool = False) -> dict[str, dict]:
+    """Three strategies sharing symbols (so they share each symbol's one position); with the ladder
+    phase, a fourth on LADDER_SYMBOLS alone, which the three leave to it."""
+    if ladder:
+        symbols = [symbol for symbol in symbols if symbol not in LADDER_SYMBOLS]
     third = max(1, len(symbols) // 3)
-    return {
+    books = {
         "CHAOS ALLOC": {"products": symbols, "leverage": 5, "allocation_pct": "0.5"},
         "CHAOS SIGNAL": {"products": symbols[:-third], "leverage": 3, "sizing": "signal"},
         "CHAOS LONG": {"products": symbols[third:], "leverage": 10, "allocation_pct": "0.3", "direction": "long"},
     }
+    if ladder:
+        books[LADDER] = {"products": list(LADDER_SYMBOLS), **LADDER_BOOK}
+    return books
 
 
 def alert_quantity(symbol: str) -> str:
@@ -170,11 +207,11 @@ def alert(rng: random.Random, books: dict[str, dict], name: str, symbol: str, bu
 
 
 def plan(rng: random.Random, count: int, duplicates: float, rate: float, symbols: list[str],
-         bursts: tuple[float, int] | None) -> tuple[list[Planned], list[tuple[float, Post]], list[Burst]]:
+         bursts: tuple[float, int] | None, ladder: bool = False) -> tuple[list[Planned], list[tuple[float, Post]], list[Burst]]:
     """The distinct signals; the posts carrying them, (seconds after the start, Post), in order; and
     the bar-close bursts (every, size) among them. Without bursts, the same plan for a seed as before
-    they existed: the steady signals are drawn first."""
-    books = strategies(symbols)
+    they existed: the steady signals are drawn first (and without the ladder, as before it)."""
+    books = strategies(symbols, ladder)
     distinct = count - round(count * duplicates)
     span = count / rate
     moments = burst_moments(span, distinct, *bursts) if bursts else []
@@ -207,8 +244,9 @@ def plan(rng: random.Random, count: int, duplicates: float, rate: float, symbols
     return signals, timeline, planned_bursts
 
 
-def body_of(planned: Planned, index: int, run: str) -> bytes:
-    data = {"action": planned.action, "symbol": planned.spelled, "price": PRICES[planned.symbol], "strategy": planned.strategy,
+def body_of(planned: Planned, index: int, run: str, price: str | None = None) -> bytes:
+    data = {"action": planned.action, "symbol": planned.spelled, "price": price or PRICES[planned.symbol],
+            "strategy": planned.strategy,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "id": f"chaos-{run}-{index}",
             "passphrase": PASSPHRASE}
     if planned.quantity:
@@ -220,15 +258,17 @@ class Bodies:
     """Each distinct signal's body, written when its first copy actually leaves (its `time` is then
     now, however long the copy waited for a sender), and the same bytes for every later copy."""
 
-    def __init__(self, signals: list[Planned], run: str) -> None:
-        self.signals, self.run = signals, run
+    def __init__(self, signals: list[Planned], run: str, fake: FakeBinance | None = None) -> None:
+        self.signals, self.run, self.fake = signals, run, fake
         self.bodies: dict[int, bytes] = {}
         self.lock = threading.Lock()
 
     def of(self, index: int) -> bytes:
         with self.lock:
             if index not in self.bodies:
-                self.bodies[index] = body_of(self.signals[index], index, self.run)
+                planned = self.signals[index]
+                price = str(self.fake.prices[planned.symbol]) if self.fake is not None else None  # moved, in the ladder phase
+                self.bodies[index] = body_of(planned, index, self.run, price)
             return self.bodies[index]
 
 
@@ -275,6 +315,80 @@ def achieved_rate(timeline: list, start: float) -> str:
             f"webhook answer ms {summary(answered)}")
 
 
+# --- the ladder phase's market --------------------------------------------------------------------------
+class Mover(threading.Thread):
+    """Every `every` s, the next of LADDER_SYMBOLS in turn moves to its next step of LADDER_STEPS × its
+    start price (fake.move_price: the protective orders the price reaches trigger and fill there), from
+    the start until the load has ended, every step was taken at least once and no signal of the ladder's
+    is pending any more (or every signal is final): the positions its last alerts left stay open, for
+    the checks to find under their stop. The exchange's own fills reach us only through the user data
+    stream, which Binance does not replay: each move waits for the stream to be connected and keeps it
+    alive for STREAM_QUIET s (Killer.quiet_stream); the workers that execute the signals and settle the
+    protection afterwards are killed as ever."""
+
+    def __init__(self, fake: FakeBinance, killer: Killer, every: float, peek: Peek) -> None:
+        super().__init__(name="mover", daemon=True)
+        self.fake, self.killer, self.every, self.peek = fake, killer, every, peek
+        self.moves: list[tuple[float, str, str, list[str]]] = []  # (at, symbol, price, client ids triggered)
+        self.missed = 0  # moves skipped: no stream connected within a few seconds
+        self.loaded, self.final = threading.Event(), threading.Event()  # the load has ended; every signal is final
+
+    def done(self, step: int) -> bool:
+        if step < len(LADDER_STEPS) * len(LADDER_SYMBOLS) or not self.loaded.is_set():
+            return False
+        return self.final.is_set() or self.peek.scalar(f"{PENDING_SQL} AND strategy = '{LADDER}'") == 0
+
+    def run(self) -> None:
+        symbols, step = LADDER_SYMBOLS, 0
+        due = time.time() + self.every
+        while True:
+            time.sleep(max(0.0, due - time.time()))
+            due = max(due + self.every, time.time())  # no catching up after a wait: one move at a time
+            if self.done(step):  # checked just before a move: none after the ladder's last signal
+                break
+            symbol = symbols[step % len(symbols)]
+            factor = Decimal(str(LADDER_STEPS[(step // len(symbols)) % len(LADDER_STEPS)]))
+            step += 1
+            if not self.stream_ready():
+                self.missed += 1
+                continue
+            tick = bundled_rules()[symbol].tick_size
+            price = str((Decimal(PRICES[symbol]) * factor).quantize(tick))
+            self.moves.append((time.time(), symbol, price, self.fake.move_price(symbol, price)))
+
+    def stream_ready(self, patience: float = 5.0) -> bool:
+        """The stream is connected (not the one a kill just ended) and will not be killed for a while."""
+        deadline = time.time() + patience
+        while time.time() < deadline:
+            self.killer.quiet_stream(STREAM_QUIET)
+            stream_kills = [kill.at for kill in self.killer.kills if kill.cluster == "userstream"]
+            if self.fake.streams and time.time() - max(stream_kills, default=0.0) > 0.5:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def finish(self) -> None:
+        self.final.set()
+        self.join()
+
+
+def wait_for_protection(fake: FakeBinance, patience: float, calm: float = 3.0) -> float | None:
+    """Until the exchange's protective orders violate nothing protection_gaps checks, with no algo
+    order placed, cancelled or triggered for `calm` s (a settle task or a breakeven move may still be
+    under way); the moment, or None past `patience` s (a killed task is retried after Q_CLUSTER's retry)."""
+    deadline = time.time() + patience
+    while time.time() < deadline:
+        with fake.lock:
+            positions = {symbol: str(amount) for (symbol, side), (amount, _) in fake.positions.items() if side == "BOTH"}
+            algo_orders = [dict(order) for order in fake.algo_orders.values()]
+            last = max((event["T"] for event in fake.pushed if event["e"] == "ALGO_UPDATE"), default=0) / 1000
+        gaps = protection_gaps(positions, algo_orders, list(LADDER_SYMBOLS))
+        if not any(gaps.values()) and time.time() - last >= calm:
+            return time.time()
+        time.sleep(0.5)
+    return None
+
+
 # --- waiting and reading ------------------------------------------------------------------------------
 def wait_until_settled(peek: Peek, killer: Killer, timeout: float, start: float) -> tuple[float | None, float | None]:
     """Until every signal is final (then the kills stop) and no order's outcome is unknown (the
@@ -302,6 +416,14 @@ def exchange_state(fake: FakeBinance) -> dict:
             "positions": {symbol: str(amount) for (symbol, side), (amount, _) in fake.positions.items() if side == "BOTH"},
             "requests": [(r.at, r.method, r.params.get("newClientOrderId") or r.params.get("origClientOrderId"))
                          for r in fake.requests if r.path == "/fapi/v1/order"],
+            # The exchange's own fills (a protective order triggered: `algo_<id>`), as it pushed them.
+            "triggered": [{"clientOrderId": o["c"], "orderId": o["i"], "symbol": o["s"], "side": o["S"],
+                           "positionSide": o["ps"], "executedQty": o["l"], "avgPrice": o["L"], "updateTime": o["T"],
+                           "reduceOnly": o["R"]}
+                          for o in (event["o"] for event in fake.pushed if event["e"] == "ORDER_TRADE_UPDATE")
+                          if o["x"] == "TRADE" and o["c"].startswith("algo_")],
+            "algo_orders": [dict(order) for order in fake.algo_orders.values()],  # open at the end
+            "algo_events": [{**event["o"], "T": event["T"]} for event in fake.pushed if event["e"] == "ALGO_UPDATE"],
         }
 
 
@@ -390,6 +512,25 @@ def burst_lines(done: "Run", dump: dict, exchange: dict) -> list[str]:
     return lines
 
 
+def ladder_lines(done: "Run") -> list[str]:
+    """The ladder phase's market: the moves, what they triggered, the stream kills spared for them."""
+    if done.mover is None:
+        return ["ladder phase: none" + (" (--no-ladder)" if done.args.stream else " (it needs the user data stream)")]
+    start, moves = done.times["start"] or 0.0, done.mover.moves
+    triggered = [cid for move in moves for cid in move[3]]
+    kinds = " · ".join(f"{kind} ×{n}" for kind, n in sorted(Counter(cid.rsplit("-", 1)[-1] for cid in triggered).items()))
+    protected = done.times.get("protected")
+    return [f"ladder phase: {LADDER} on {', '.join(LADDER_SYMBOLS)} (stop-loss {LADDER_BOOK['stop_loss']} %, take-profit "
+            + ", ".join(f"{level['pct']} %/{level['share']}" for level in LADDER_BOOK["take_profit_ladder"])
+            + f", breakeven after level {LADDER_BOOK['breakeven_after']}); {len(moves)} price moves from "
+            f"{(moves[0][0] - start) if moves else 0:.1f} s to {(moves[-1][0] - start) if moves else 0:.1f} s"
+            f"{f' ({done.mover.missed} skipped: no stream)' if done.mover.missed else ''}, triggering {len(triggered)} "
+            f"protective orders ({kinds or 'none'}; s: stop-loss, sN: breakeven stop, tN: level N); "
+            f"{done.spared} kills of the stream spared for them; protection settled at the exchange "
+            + (f"{protected - start:.1f} s after the first webhook" if protected else
+               "NOT within the patience" if done.times["resolved"] else "not waited for (the run did not settle)")]
+
+
 def print_report(report: Report, dump: dict, times: dict, kills: list[Kill], faults: RandomFaults,
                  bursts: list[str]) -> None:
     start = times["start"]
@@ -431,6 +572,11 @@ def main() -> int:
                         help="seconds between bar-close bursts (the first half of it into the load)")
     parser.add_argument("--burst-size", type=int, default=60, help="distinct alerts in each burst, over all the symbols")
     parser.add_argument("--no-bursts", dest="bursts", action="store_false", help="every signal at the steady pace")
+    parser.add_argument("--no-ladder", dest="ladder", action="store_false",
+                        help="without the ladder phase (a fourth strategy with a stop-loss and a take-profit ladder "
+                        "on LINKUSDT and XRPUSDT, whose prices move)")
+    parser.add_argument("--move-every", type=float, default=0.5,
+                        help="seconds between the ladder phase's price moves (one symbol at a time)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--broker", choices=("redis", "orm"), default="redis")
@@ -442,6 +588,7 @@ def main() -> int:
     parser.add_argument("--no-stream", dest="stream", action="store_false",
                         help="without the user data stream process (killed and restarted with the clusters)")
     args = parser.parse_args()
+    args.ladder = args.ladder and args.stream  # the exchange's own fills reach us only through the stream
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
     become_subreaper()
     with database(args.database, args.database_url, args.keep) as db_url, broker(args.broker, args.redis_url) as redis_url:
@@ -458,7 +605,9 @@ class Run:
     bursts: list[Burst]
     kills: list[Kill]
     faults: RandomFaults
-    times: dict[str, float | None]  # start, load_end, final, resolved
+    times: dict[str, float | None]  # start, load_end, final, resolved, protected
+    mover: "Mover | None" = None
+    spared: int = 0  # kills of the stream skipped while the ladder phase moved prices
 
 
 def run(args, seed: int, db_url: str, redis_url: str | None) -> int:
@@ -471,8 +620,9 @@ def run(args, seed: int, db_url: str, redis_url: str | None) -> int:
         "EXCHANGE": "binance", "BINANCE_BASE_URL": fake.url, "BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": API_SECRET,
         "BINANCE_TIMEOUT": "1", "Q_WORKERS": str(args.workers), "LANE_KEEPER": "1", "LOG_LEVEL": "warning"})
     print(f"machine: {machine()}")
-    print(f"chaos: {args.signals} webhooks at {args.rate:g}/s over {len(symbols)} symbols, 3 strategies, "
-          f"{args.duplicates:.0%} duplicates"
+    print(f"chaos: {args.signals} webhooks at {args.rate:g}/s over {len(symbols)} symbols, "
+          + (f"4 strategies (the ladder phase: {LADDER} on {', '.join(LADDER_SYMBOLS)}), " if args.ladder else "3 strategies, ")
+          + f"{args.duplicates:.0%} duplicates"
           + (f", bar-close bursts of {args.burst_size} every {args.burst_every:g} s" if args.bursts else ", no bursts")
           + f"; {args.database} + {args.broker}; 2 qclusters × {args.workers} workers"
           f"{' + the user data stream' if args.stream else ''}; "
@@ -481,7 +631,8 @@ def run(args, seed: int, db_url: str, redis_url: str | None) -> int:
           f"lookup 503 p={args.lookup_fault_rate:g}; seed {seed}", flush=True)
     django(env, "migrate", "--noinput", "-v", "0")
     setup = "from preferences.models import StrategyPreference as S\n" + "".join(
-        f"S.objects.update_or_create(name={name!r}, defaults={fields!r})\n" for name, fields in strategies(symbols).items())
+        f"S.objects.update_or_create(name={name!r}, defaults={fields!r})\n"
+        for name, fields in strategies(symbols, args.ladder).items())
     django(env, "shell", "-c", setup)
     logs = Path(tempfile.mkdtemp(prefix="alsatrade-chaos-logs-"))
     done = exercise(args, seed, env, fake, Peek(db_url), logs, symbols)
@@ -494,9 +645,13 @@ def run(args, seed: int, db_url: str, redis_url: str | None) -> int:
     fake.stop()
     dump = json.loads(django(env, "shell", "-c", DUMP).strip().splitlines()[-1])
     worker_kills = [k.at for k in done.kills if k.cluster != "userstream"]
-    report = check_all([post for _, post in done.timeline], dump, exchange, worker_kills)
+    ladder = {"strategy": LADDER, "symbols": list(LADDER_SYMBOLS), "start": done.times["start"]} if args.ladder else None
+    report = check_all([post for _, post in done.timeline], dump, exchange, worker_kills, ladder)
     if done.times["resolved"] is None:
         report.check("settled within the timeout", ["signals or orders still pending after --timeout"])
+    if args.ladder and done.times["resolved"] is not None and done.times.get("protected") is None:
+        report.check("protection settled at the exchange within the patience",
+                     [f"the ladder's checks below still failed {PROTECTION_PATIENCE:g} s after all orders resolved"])
     conclude(report, dump, exchange, done, logs, keep=args.keep)
     if args.keep:
         print(f"database kept: {db_url}")
@@ -515,28 +670,38 @@ def exercise(args, seed: int, env: dict, fake: FakeBinance, peek: Peek, logs: Pa
             time.sleep(0.2)  # a worker's recovery watch beats as it starts
         fake.random_faults = faults = RandomFaults(seed=seed, p=args.fault_rate, lookup_p=args.lookup_fault_rate)
         signals, timeline, bursts = plan(random.Random(seed), args.signals, args.duplicates, args.rate, symbols,
-                                         (args.burst_every, args.burst_size) if args.bursts else None)
+                                         (args.burst_every, args.burst_size) if args.bursts else None, args.ladder)
         with serving({**env, "LOG_LEVEL": "error"}, web_workers=3) as base:  # 4xx are counted, not logged
             killer = Killer(clusters, args.kill_every, seed + 1, peek)
             killer.start()
+            mover = Mover(fake, killer, args.move_every, peek) if args.ladder else None
             start = time.time()
             killer.plan([start + burst.kill_at for burst in bursts])
-            load_end = load(base, timeline, Bodies(signals, f"{seed}-{os.getpid()}"), start)
+            if mover is not None:
+                mover.start()
+            load_end = load(base, timeline, Bodies(signals, f"{seed}-{os.getpid()}", fake), start)
             print(f"  load sent in {load_end - start:.1f} s; {achieved_rate(timeline, start)}", flush=True)
+            if mover is not None:
+                mover.loaded.set()
             final_at, resolved_at = wait_until_settled(peek, killer, args.timeout, start)
+            if mover is not None:  # it moved prices until every signal was final, while the kills went on
+                mover.finish()
             if killer.is_alive():
                 killer.stop()
+            protected_at = None
+            if mover is not None and resolved_at is not None:
+                protected_at = wait_for_protection(fake, min(PROTECTION_PATIENCE, args.timeout))
     finally:
         for cluster in clusters:
             cluster.stop()
-    times = {"start": start, "load_end": load_end, "final": final_at, "resolved": resolved_at}
-    return Run(args, signals, timeline, bursts, killer.kills, faults, times)
+    times = {"start": start, "load_end": load_end, "final": final_at, "resolved": resolved_at, "protected": protected_at}
+    return Run(args, signals, timeline, bursts, killer.kills, faults, times, mover, killer.spared)
 
 
 def conclude(report: Report, dump: dict, exchange: dict, done: Run, logs: Path, *, keep: bool) -> None:
     """Print the report and the evidence; keep the run's record and logs when something failed."""
     start = done.times["start"]
-    print_report(report, dump, done.times, done.kills, done.faults, burst_lines(done, dump, exchange))
+    print_report(report, dump, done.times, done.kills, done.faults, burst_lines(done, dump, exchange) + ladder_lines(done))
     for signal_id in sorted(report.suspects)[:5]:
         print(evidence(signal_id, dump, exchange, done.faults, start))
     for note in report.notes:
@@ -545,7 +710,7 @@ def conclude(report: Report, dump: dict, exchange: dict, done: Run, logs: Path, 
         print(f"PROBLEM {problem}")
     record = {"posts": [vars(post) for _, post in done.timeline], "dump": dump, "exchange": exchange,
               "kills": [vars(kill) for kill in done.kills], "faults": done.faults.log,
-              "bursts": [vars(burst) for burst in done.bursts]}
+              "bursts": [vars(burst) for burst in done.bursts], "moves": done.mover.moves if done.mover else []}
     (logs / "run.json").write_text(json.dumps(record, default=str))
     print(f"worker logs and the run's record (run.json): {logs}" + ("" if keep or report.problems else " (removed)"))
     if not keep and not report.problems:

@@ -64,17 +64,31 @@ def when(text: str | None) -> float | None:
     return datetime.fromisoformat(text).timestamp() if text else None
 
 
-def check_all(posts: list[Post], dump: dict, exchange: dict, kills: list[float]) -> Report:
+def check_all(posts: list[Post], dump: dict, exchange: dict, kills: list[float], ladder: dict | None = None) -> Report:
+    """`ladder`: the ladder phase's {"strategy", "symbols", "start"}, or None without it."""
     report = Report()
     accepted = check_intake(report, posts, dump)
     orders = dump["orders"]
+    # Fills the exchange made by itself (a stop-loss or take-profit triggered): recorded by the stream.
+    fills = exchange["orders"] + triggered_fills(orders, exchange.get("triggered", []))
     check_final(report, accepted, dump)
-    check_fills(report, orders, exchange["orders"], exchange["requests"])
-    check_positions(report, orders, dump["positions"], exchange["positions"], exchange["orders"])
+    check_fills(report, orders, fills, exchange["requests"])
+    check_positions(report, orders, dump["positions"], exchange["positions"], fills)
     check_executions(report, dump)
     check_order(report, dump, exchange["orders"], answered_at(posts, accepted))
     check_too_late(report, dump, kills)
+    if ladder is not None:
+        check_ladder(report, dump, exchange, ladder, kills)
     return report
+
+
+def triggered_fills(orders: list[dict], fills: list[dict]) -> list[dict]:
+    """The exchange's own fills under the client id of the Order that records them: the stream
+    records one as `algo_<id>`, or `x-<symbol>-<order id>` when that id was taken; found by its
+    exchange order id."""
+    by_exchange_id = {(o["symbol"], str(o.get("exchange_order_id") or "")): o["client_order_id"] for o in orders}
+    return [{**fill, "clientOrderId": by_exchange_id.get((fill["symbol"], str(fill["orderId"])), fill["clientOrderId"])}
+            for fill in fills]
 
 
 # --- the front door ---------------------------------------------------------------------------------
@@ -259,15 +273,28 @@ def check_executions(report: Report, dump: dict) -> None:
                  note=f"{found_later} failed with an order the sweep later found filled, said so" if found_later else "")
 
 
+def found_nothing(execution: dict, order: dict) -> bool:
+    """A reduce-only leg refused -2022 because the position had been closed first at the exchange (our
+    take-profit or stop won the race): no failure, and the execution says so in its reason — "leg N
+    (close) found nothing to reduce", or "nothing to close" when it was every leg (docs/PROTECTION.md,
+    "When the exchange got there first"). A reversal's open still goes."""
+    return (order["status"] == "REJECTED" and order["error_code"] == "-2022"
+            and (f"leg {order['leg']} ({order['purpose']}) found nothing to reduce" in execution["reason"]
+                 or "nothing to close: " in execution["reason"]))
+
+
 def execution_disagreement(execution: dict, orders: list[dict]) -> str:
     """'' when the status says what the orders did (docs/EXECUTION.md, Statuses)."""
     status, filled = execution["status"], [o["status"] == "FILLED" for o in orders]
+    done = [o["status"] == "FILLED" or found_nothing(execution, o) for o in orders]
     shape = " ".join(f"{o['purpose']}:{o['status']}" for o in orders) or "no orders"
     if status == "filled":
-        return "" if orders and all(filled) else f"filled, but {shape}"
+        return "" if orders and all(done) and any(filled) else f"filled, but {shape}"
     if status == "partial":
-        leading = filled[:filled.index(False)] if False in filled else filled
-        return "" if any(filled) and not all(filled) and all(leading) and sum(leading) == sum(filled) else f"partial, but {shape}"
+        leading = done[:done.index(False)] if False in done else done
+        return "" if any(filled) and not all(done) and sum(leading) == sum(done) else f"partial, but {shape}"
+    if status == "nothing" and orders and all(found_nothing(execution, o) for o in orders):
+        return ""
     if status in ("nothing", "skipped"):
         return "" if not orders else f"{status}, but {shape}"
     if status == "rejected":
@@ -341,7 +368,8 @@ def tallies(dump: dict) -> dict[str, Counter]:
     """Figures for the summary: executions and orders by status, legs by purpose, reversals."""
     by_execution: dict[int, list[str]] = defaultdict(list)
     for order in dump["orders"]:
-        by_execution[order["execution_id"]].append(order["purpose"])
+        if order["execution_id"] is not None:  # not a fill the exchange made by itself (a protective order's)
+            by_execution[order["execution_id"]].append(order["purpose"])
     return {
         "signals": Counter(row["status"] for row in dump["signals"]),
         "executions": Counter(row["status"] for row in dump["executions"]),
@@ -358,3 +386,166 @@ def _gist(execution: dict) -> str:
     """An execution's reason without its numbers and ids, so alike reasons count together."""
     reason = re.sub(r"at-[0-9a-z]+-[0-9a-z]+-\d+", "<order>", execution["reason"].rsplit("not filled: ", 1)[-1])
     return f"{execution['status']}: " + re.sub(r"\d+(\.\d+)?", "N", reason)[:90]
+
+
+# --- the ladder phase: protective orders at the exchange ---------------------------------------------------
+# trading/protection.py: pt-<signal id>-<received ms>-<kind letter><level>[-<l|s> in hedge mode]
+PROTECTIVE_ID = re.compile(r"^pt-([0-9a-f]+)-[0-9a-f]+-([str])(\d*)(?:-([ls]))?$")
+ALGO_KINDS = {"STOP_MARKET": "stop_loss", "TAKE_PROFIT_MARKET": "take_profit", "TRAILING_STOP_MARKET": "trailing"}
+LETTERS = {"s": "stop_loss", "t": "take_profit", "r": "trailing"}
+ENDED = {"CANCELED", "TRIGGERED", "FINISHED", "EXPIRED", "REJECTED"}
+
+
+def protective_level(client_id: str) -> int | None:
+    """The level a protective order's client id names (a take-profit's ladder level; a stop-loss's:
+    the level whose fill moved it to breakeven; 0: none), or None if not one of ours."""
+    match = PROTECTIVE_ID.match(client_id)
+    return int(match.group(3) or 0) if match else None
+
+
+def algo_key(symbol: str, position_side: str, order_type: str, client_id: str) -> tuple:
+    """(symbol, positionSide, kind, level): at most one open algo order each."""
+    return symbol, position_side, ALGO_KINDS.get(order_type, order_type), protective_level(client_id)
+
+
+def protection_gaps(positions: dict[str, str], algo_orders: list[dict], ladder_symbols: list[str]) -> dict[str, list[str]]:
+    """What the exchange's open algo orders violate now (bench/chaos.py waits for none, then checks):
+    duplicate — two open for the same (symbol, positionSide, kind, level);
+    unprotected — a ladder symbol's open position with no open stop covering it (closePosition or a
+    quantity at least the position's, on its closing side);
+    left — a flat symbol with an open algo order."""
+    by_key: dict[tuple, list[str]] = defaultdict(list)
+    for algo in algo_orders:
+        by_key[algo_key(algo["symbol"], algo["positionSide"], algo["orderType"], algo["clientAlgoId"])].append(
+            algo["clientAlgoId"])
+    duplicate = [f"{' '.join(map(str, key))}: {len(ids)} open: {', '.join(sorted(ids))}"
+                 for key, ids in sorted(by_key.items(), key=str) if len(ids) > 1]
+    unprotected = []
+    for symbol in ladder_symbols:
+        amount = Decimal(positions.get(symbol, "0"))
+        if amount == 0:
+            continue
+        closing = "SELL" if amount > 0 else "BUY"
+        resting = [algo for algo in algo_orders if algo["symbol"] == symbol]
+        covered = [algo for algo in resting if algo["orderType"] == "STOP_MARKET" and algo["side"] == closing
+                   and algo["positionSide"] == "BOTH"
+                   and (algo["closePosition"] or Decimal(algo.get("quantity") or 0) >= abs(amount))]
+        if not covered:
+            unprotected.append(f"{symbol}: position {amount}, open algo orders: "
+                               + (", ".join(f"{a['clientAlgoId']} {a['orderType']} {a['side']} "
+                                            f"{'close' if a['closePosition'] else a.get('quantity')}" for a in resting)
+                                  or "none"))
+    left = []
+    for symbol in sorted({algo["symbol"] for algo in algo_orders}):
+        if Decimal(positions.get(symbol, "0")) == 0:
+            left.append(f"{symbol}: flat, yet open: "
+                        + ", ".join(f"{a['clientAlgoId']} {a['orderType']}" for a in algo_orders if a["symbol"] == symbol))
+    return {"duplicate": duplicate, "unprotected": unprotected, "left": left}
+
+
+def algo_history(events: list[dict]) -> dict[str, dict]:
+    """Client id → {symbol, side, type, placed, ended (server ms, None if still open), how (its end)}
+    from the exchange's ALGO_UPDATE events."""
+    history: dict[str, dict] = {}
+    for event in events:
+        entry = history.setdefault(event["caid"], {"symbol": event["s"], "side": event["ps"], "type": event["o"],
+                                                   "placed": None, "ended": None, "how": ""})
+        if event["X"] == "NEW" and entry["placed"] is None:
+            entry["placed"] = event["T"]
+        elif event["X"] in ENDED and entry["ended"] is None:
+            entry["ended"], entry["how"] = event["T"], event["X"]
+    return history
+
+
+def overlaps(history: dict[str, dict]) -> list[tuple[str, str, float | None]]:
+    """(older, newer, seconds both open; None: both still open) for each order placed while another
+    of the same (symbol, positionSide, kind, level) was open: a re-placed ladder places the new
+    levels before it cancels the old, so this is transient by design (trading/protection.py)."""
+    found = []
+    placed = sorted((entry["placed"], cid) for cid, entry in history.items() if entry["placed"] is not None)
+    for index, (at, cid) in enumerate(placed):
+        entry = history[cid]
+        key = algo_key(entry["symbol"], entry["side"], entry["type"], cid)
+        for _, older in placed[:index]:
+            other = history[older]
+            if algo_key(other["symbol"], other["side"], other["type"], older) != key:
+                continue
+            if other["ended"] is not None and other["ended"] < at:
+                continue
+            ends = [moment for moment in (other["ended"], entry["ended"]) if moment is not None]
+            both_open = (min(ends) - at) / 1000 if ends else None  # None: both are still open
+            found.append((older, cid, both_open))
+    return found
+
+
+def check_ladder(report: Report, dump: dict, exchange: dict, ladder: dict, kills: list[float]) -> None:
+    """The ladder phase (bench/chaos.py): once everything settled, no level twice at the exchange, no
+    open position of the ladder's symbols without its stop, nothing left resting on a flat symbol;
+    and the figures: levels triggered, breakeven moves, kills while a ladder signal executed."""
+    start_ms = ladder["start"] * 1000
+    history = algo_history(exchange["algo_events"])
+
+    def shown(cid: str) -> str:
+        entry = history.get(cid)
+        if entry is None:
+            return cid
+        ended = f"{entry['how'].lower()} t={(entry['ended'] - start_ms) / 1000:.3f}" if entry["ended"] else "open"
+        return f"{cid} (placed t={(entry['placed'] - start_ms) / 1000:.3f} s, {ended})"
+
+    def evidence(items: list[str]) -> list[str]:
+        return [re.sub(r"pt-[0-9a-f]+-[0-9a-f]+-[str]\d*(?:-[ls])?", lambda m: shown(m.group(0)), item) for item in items]
+
+    gaps = protection_gaps(exchange["positions"], exchange["algo_orders"], ladder["symbols"])
+    held = sum(Decimal(exchange["positions"].get(symbol, "0")) != 0 for symbol in ladder["symbols"])
+    report.check("ladder: open algo orders for the same symbol, side, kind and level", evidence(gaps["duplicate"]),
+                 note=f"{len(exchange['algo_orders'])} open at the end")
+    report.check("ladder: open positions of its symbols without a stop covering them", evidence(gaps["unprotected"]),
+                 total=held)
+    report.check("ladder: flat symbols with algo orders still open", evidence(gaps["left"]))
+    rows = {row["client_id"]: row for row in dump.get("protective", [])}
+    live = {cid for cid, row in rows.items() if row["status"] in ("placing", "active")}
+    resting = {algo["clientAlgoId"] for algo in exchange["algo_orders"]}
+    report.check("ladder: protective orders live in the database but not at the exchange, or back", evidence(
+                     [f"{cid}: {rows[cid]['status']} in the database, not open at the exchange" for cid in sorted(live - resting)]
+                     + [f"{cid}: open at the exchange, {rows[cid]['status'] if cid in rows else 'no row'} in the database"
+                        for cid in sorted(resting - live)]), total=len(live | resting))
+    # Two stops on one position (a stop of another level not cancelled): not a duplicate level, worth seeing.
+    stops: dict[tuple, list[str]] = defaultdict(list)
+    for algo in exchange["algo_orders"]:
+        if algo["orderType"] == "STOP_MARKET":
+            stops[(algo["symbol"], algo["positionSide"])].append(algo["clientAlgoId"])
+    doubled = [f"{' '.join(key)}: {', '.join(shown(cid) for cid in ids)}" for key, ids in stops.items() if len(ids) > 1]
+    report.figure("ladder: positions with more than one stop open at the end", len(doubled), "; ".join(doubled)[:300])
+    report.notes.extend(f"more than one stop at the end: {line}" for line in doubled[:5])
+    transient = overlaps(history)
+    lasting = [both for _, _, both in transient if both is not None]
+    report.figure("ladder: orders placed while one of the same level was open", len(transient),
+                  (f"both open at most {max(lasting):.3f} s (re-placed: the new before the old is cancelled)"
+                   if lasting else "") if transient else "")
+    triggered: Counter = Counter()
+    for cid in {event["caid"] for event in exchange["algo_events"] if event["X"] == "TRIGGERED"}:
+        match = PROTECTIVE_ID.match(cid)
+        if match:
+            triggered[(LETTERS[match.group(2)], int(match.group(3) or 0))] += 1
+    levels = {level: n for (kind, level), n in triggered.items() if kind == "take_profit"}
+    report.figure("ladder: take-profit levels triggered", sum(levels.values()),
+                  " · ".join(f"level {level} ×{n}" for level, n in sorted(levels.items())))
+    stopped = {level: n for (kind, level), n in triggered.items() if kind == "stop_loss"}
+    report.figure("ladder: stops triggered", sum(stopped.values()),
+                  f"{stopped.get(0, 0)} at the stop-loss, {sum(stopped.values()) - stopped.get(0, 0)} moved to breakeven")
+    moves = [row for row in dump.get("protective", []) if row["kind"] == "stop_loss" and row["level"]]
+    report.figure("ladder: breakeven moves (stops placed after a level filled)", len(moves),
+                  " · ".join(f"{status} ×{n}" for status, n in Counter(row["status"] for row in moves).most_common()))
+    statuses = Counter(f"{row['kind']} {row['status']}" for row in dump.get("protective", []))
+    report.figure("ladder: protective orders recorded", sum(statuses.values()),
+                  " · ".join(f"{key} ×{n}" for key, n in sorted(statuses.items())))
+    strategy_of = {row["id"]: row["strategy"] for row in dump["signals"]}
+    spans = [(when(row["started_at"]), when(row["finished_at"]), row["signal_id"]) for row in dump["executions"]
+             if strategy_of.get(row["signal_id"]) == ladder["strategy"] and row["started_at"]]
+    hits = [kill for kill in kills if any(s <= kill <= (f or s) for s, f, _ in spans)]
+    report.figure("ladder: worker kills while one of its signals was executing", f"{len(hits)} of {len(kills)}",
+                  f"{len(spans)} ladder executions")
+    alarms = [row for row in dump["executions"] if strategy_of.get(row["signal_id"]) == ladder["strategy"]
+              and row.get("protection_alarm")]
+    report.figure("ladder: executions that raised a protection alarm", len(alarms),
+                  "; ".join(f"signal {row['signal_id']}: {row['protection_alarm'][:100]}" for row in alarms[:3]))

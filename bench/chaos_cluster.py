@@ -162,6 +162,18 @@ class Killer(threading.Thread):
         self.planned: list[float] = []  # epoch seconds, earliest first
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.killing_stream = threading.Lock()  # held through each kill and restart of the stream process
+        self.stream_quiet_until = 0.0  # epoch seconds: the stream process is not killed before then
+        self.spared = 0  # kills of the stream skipped for it (quiet_stream)
+
+    def quiet_stream(self, seconds: float) -> None:
+        """Keep the user data stream alive for `seconds` from now (a kill of it drawn meanwhile is skipped):
+        the exchange's own fills (a protective order triggered) reach us only through the stream,
+        which Binance does not replay. Returns once a kill of the stream under way has finished."""
+        with self.lock:
+            self.stream_quiet_until = max(self.stream_quiet_until, time.time() + seconds)
+        with self.killing_stream:
+            pass
 
     def plan(self, moments: list[float]) -> None:
         """Also kill a worker cluster (a qcluster, never the stream process) at each of these moments."""
@@ -188,12 +200,18 @@ class Killer(threading.Thread):
 
     def kill(self, victim: Cluster, *, planned: bool) -> None:
         """SIGKILL the victim, start it again, and record how many lanes it held."""
-        holders = [row[0] for row in self.peek.rows("SELECT holder FROM trading_symbollane WHERE holder <> ''")]
-        at = time.time()
-        killed = victim.kill()
-        victim.start()
-        held = sum(1 for holder in holders if int(holder.rsplit(":", 2)[1]) in killed)
-        self.kills.append(Kill(at, victim.name, held, planned))
+        stream = victim.command == "userstream"
+        with self.killing_stream if stream else contextlib.nullcontext():
+            with self.lock:
+                if stream and self.stream_quiet_until > time.time():
+                    self.spared += 1  # the ladder phase is moving prices: this kill of the stream is skipped
+                    return
+            holders = [row[0] for row in self.peek.rows("SELECT holder FROM trading_symbollane WHERE holder <> ''")]
+            at = time.time()
+            killed = victim.kill()
+            victim.start()
+            held = sum(1 for holder in holders if int(holder.rsplit(":", 2)[1]) in killed)
+            self.kills.append(Kill(at, victim.name, held, planned))
 
     def stop(self) -> None:
         self.stopping.set()
