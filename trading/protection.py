@@ -15,6 +15,7 @@ their own, and an execution brings up to date only the sides its legs traded.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TypeVar
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ATTEMPTS = 3  # per request; a protective order is worth a few quick retries, never an endless wait
+PAUSE = 0.25  # seconds before a retry the exchange gave no time for; doubled each time
+PATIENCE = 5.0  # seconds a retry may wait (Retry-After, a rate-limit hold-back); longer: an alarm now
 LIVE = (ProtectiveOrder.Status.PLACING, ProtectiveOrder.Status.ACTIVE)
 ID_LETTERS = {"stop_loss": "s", "take_profit": "t", "trailing": "r"}  # in the client id: one order of each kind
 
@@ -228,14 +231,21 @@ def _read_back(symbol: str, exchange: Exchange) -> list[str]:
     return gone
 
 
-def _with_retries(call: Callable[[], T]) -> T:
+def _with_retries(call: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
+    """`call()`, again after a pause when nothing happened or the outcome is unknown (safe: the client
+    id makes a second placement of the same order a no-op). The pause is what the exchange asked for
+    (a rate limit's hold-back, Retry-After), else a short doubling one; a wait over PATIENCE is not
+    waited: the error goes up and the position's protection alarm says why."""
+    pause = PAUSE
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return call()
-        except (RetryableError, OutcomeUnknown):
-            # Safe to repeat: the client id makes a second placement of the same order a no-op.
-            if attempt == ATTEMPTS:
+        except (RetryableError, OutcomeUnknown) as error:
+            wait = error.retry_after if error.retry_after is not None else pause
+            if attempt == ATTEMPTS or wait > PATIENCE:
                 raise
+            sleep(wait)
+            pause *= 2
     raise AssertionError("unreachable")
 
 

@@ -291,6 +291,9 @@ def _order_for(execution: Execution, signal: Signal, index: int, leg: Leg) -> Or
         earlier = Order.objects.filter(execution=execution, leg=index).first()
         if earlier is None:
             raise
+        # The very object this attempt concludes, not a second copy loaded with the order: what the leg
+        # notes on it ("the exchange closed it first") must be there when the execution is concluded.
+        earlier.execution = execution
         return earlier
     return order
 

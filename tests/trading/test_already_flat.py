@@ -35,6 +35,7 @@ from trading.models import (
     Position,
     ProtectiveOrder,
     Signal,
+    SymbolLane,
     WorkerHeartbeat,
 )
 from trading.protection import position_settle
@@ -163,6 +164,35 @@ def test_a_reversal_whose_close_the_take_profit_made_first_still_opens_the_other
     assert short < 0 and mirror() == short  # our records match the exchange
     assert sorted((o["orderType"], o["side"]) for o in binance_fake.algo_orders.values()) == [
         ("STOP_MARKET", "BUY"), ("TAKE_PROFIT_MARKET", "BUY")]  # the short is protected
+
+
+def test_a_resumed_reversal_whose_close_the_take_profit_made_first_still_ends_filled(
+        client, strategy, binance_fake, monkeypatch):
+    """The chaos proof's finding: the worker dies after recording the reversal's orders; meanwhile the
+    take-profit closes the long. The resumed attempt's close finds nothing to reduce, its open fills,
+    and the execution says filled, not partial (the note was written on another copy of the row)."""
+    from trading import sending
+
+    opened(client, binance_fake)
+    real = sending.leg_execute
+
+    def die_once(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(sending, "leg_execute", real)
+        raise SystemExit("killed after the orders were recorded, before any was sent")
+
+    monkeypatch.setattr(sending, "leg_execute", die_once)
+    with pytest.raises(SystemExit):
+        alert(client, "sell", price=46350)
+    binance_fake.move_price("BTCUSDT", TAKE_PROFIT)  # the take-profit closes the long meanwhile
+    signal = Signal.objects.get(action="sell")
+    SymbolLane.objects.update(holder="", lease_until=None)  # recovery frees the dead holder's lane
+    execute_signal(signal.pk, "BTCUSDT")
+
+    execution = Execution.objects.get(signal=signal)
+    assert execution.attempts == 2
+    assert execution.status == Execution.Status.FILLED, execution.reason
+    assert "; leg 1 (close) found nothing to reduce: the take-profit 46350" in execution.reason
+    assert binance_fake.position("BTCUSDT") < 0 and mirror() == binance_fake.position("BTCUSDT")
 
 
 # --- outside this system ------------------------------------------------------------------------------

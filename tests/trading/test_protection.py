@@ -149,3 +149,48 @@ def test_health_reports_a_position_left_without_its_protection(client, strategy,
     assert check_protection()["ok"] is False
     alert(client, "close")
     assert check_protection() == {"ok": True, "unprotected_positions": []}
+
+
+# --- retries of protective requests (trading/protection.py _with_retries) --------------------------------
+def _failing(*errors: Exception):
+    """A call that raises each of `errors` in turn, then answers "placed"."""
+    pending = list(errors)
+
+    def call() -> str:
+        if pending:
+            raise pending.pop(0)
+        return "placed"
+    return call
+
+
+def test_a_retry_waits_what_the_exchange_asked_for_up_to_patience():
+    from trading.exchange import RetryableError
+    from trading.protection import PATIENCE, _with_retries
+
+    waited: list[float] = []
+    held_back = RetryableError("holding back after Binance's rate limit", code="backoff", retry_after=PATIENCE)
+    assert _with_retries(_failing(held_back), sleep=waited.append) == "placed"
+    assert waited == [PATIENCE]  # exactly the patience: waited
+
+
+def test_a_wait_longer_than_patience_is_an_alarm_now_not_a_wait():
+    from trading.exchange import RetryableError
+    from trading.protection import PATIENCE, _with_retries
+
+    waited: list[float] = []
+    banned = RetryableError("banned", code="418", retry_after=PATIENCE + 0.001)
+    with pytest.raises(RetryableError):
+        _with_retries(_failing(banned), sleep=waited.append)
+    assert waited == []
+
+
+def test_without_a_word_from_the_exchange_the_pause_doubles_and_the_third_failure_goes_up():
+    from trading.exchange import OutcomeUnknown
+    from trading.protection import ATTEMPTS, PAUSE, _with_retries
+
+    waited: list[float] = []
+    lost = [OutcomeUnknown("timeout") for _ in range(ATTEMPTS)]
+    with pytest.raises(OutcomeUnknown):
+        _with_retries(_failing(*lost), sleep=waited.append)
+    assert waited == [PAUSE, PAUSE * 2]
+    assert _with_retries(_failing(*lost[:2]), sleep=waited.append) == "placed"
