@@ -117,6 +117,7 @@ def _remainder(order: Order, leg: Leg, quantity: Decimal, *, execution: Executio
         defaults={"purpose": order.purpose, "client_order_id": client_order_id(signal, order.leg + REMAINDER_LEG),
                   "symbol": order.symbol, "side": order.side, "position_side": order.position_side,
                   "quantity": quantity, "reduce_only": order.reduce_only})
+    row.execution = execution  # the object this attempt concludes (trading/services.py `_order_for`)
     request = OrderRequest(symbol=row.symbol, side=row.side, quantity=row.quantity, client_order_id=row.client_order_id,
                            reduce_only=row.reduce_only, position_side=row.position_side)
     at_timeout = Mandate(lane=mandate.lane, received_at=deadline)
