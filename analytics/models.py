@@ -55,3 +55,27 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.kind} {self.symbol} {self.amount} {self.asset}"
+
+
+class Kline(models.Model):
+    """One minute of a symbol's market on the exchange (a 1-minute kline), imported once and kept:
+    what-if replays of recorded alerts trigger stops, ladders and trailing stops where the market
+    went (analytics/klines.py, `manage.py import_klines`). Prices in the quote asset; `volume` in
+    the base asset."""
+
+    symbol = models.CharField(max_length=30)
+    open_time = models.DateTimeField(help_text="The minute's start, UTC.")
+    open = models.DecimalField(**AMOUNT)
+    high = models.DecimalField(**AMOUNT)
+    low = models.DecimalField(**AMOUNT)
+    close = models.DecimalField(**AMOUNT)
+    volume = models.DecimalField(**AMOUNT)
+
+    class Meta:
+        ordering = ["symbol", "open_time"]
+        # Its unique index on (symbol, open_time) is also the index every reader uses: a symbol's minutes
+        # in a period.
+        constraints = [models.UniqueConstraint(fields=["symbol", "open_time"], name="kline_once")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.open_time:%Y-%m-%d %H:%M} O {self.open} H {self.high} L {self.low} C {self.close}"

@@ -20,6 +20,11 @@ moved past it (`set_price`, `move_price`) fills it whole at its own price as mak
 some of it; DELETE /fapi/v1/order cancels it, keeping what it executed. `orders` holds each accepted order
 once: a resting one changes there in place as it fills or is cancelled.
 
+GET /fapi/v1/klines (public) answers 1-minute klines of any bundled symbol, honouring startTime, endTime and
+limit as Binance does: from `kline_path[symbol]` when a test set one, else a flat series at the symbol's price.
+X-MBX-USED-WEIGHT-1M counts each request as weight 1 and klines at Binance's weight for their limit, or says
+`weight_used` when a test set it.
+
 The account's setup (`manage.py exchange_check`) has switches a test flips: `key_refused`, `can_trade`,
 `trading_lock`, `hedge_mode`, `multi_assets`, and `listing` (a symbol's exchangeInfo status or type).
 With `hedge_mode` the account keeps a LONG and a SHORT position per symbol, refuses reduceOnly
@@ -193,6 +198,11 @@ class FakeBinance:
             self.stream_connections = 0  # how many times a stream was opened
             self.pushed: list[dict] = []  # every user data event sent, in order
             self.streams_refused = False  # True: the stream endpoint turns connections away
+            # GET /fapi/v1/klines: a symbol's 1-minute klines, (open time ms, open, high, low, close[, volume]) each,
+            # set by a test; a symbol without one has a flat series at its price now, every minute up to now.
+            self.kline_path: dict[str, list[tuple]] = {}
+            self.klines_weight = 0  # request weight the klines requests cost beyond 1 each (Binance's table)
+            self.weight_used: int | None = None  # a test sets it: X-MBX-USED-WEIGHT-1M then says this
         self.drop_streams()
 
     def stop(self) -> None:
@@ -453,6 +463,12 @@ class FakeBinance:
             self.rate_limited += over
             return over, headers
 
+    def used_weight(self) -> int:
+        """What X-MBX-USED-WEIGHT-1M says: `weight_used` when a test set it; otherwise every request so
+        far at weight 1, except klines at Binance's weight for their limit."""
+        with self.lock:
+            return self.weight_used if self.weight_used is not None else len(self.requests) + self.klines_weight
+
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
 
@@ -521,6 +537,7 @@ class FakeBinance:
         routes = {
             ("GET", "/fapi/v1/time"): lambda: {"serverTime": self.server_ms()},
             ("GET", "/fapi/v1/exchangeInfo"): self._exchange_info,
+            ("GET", "/fapi/v1/klines"): lambda: self._klines(params),
             ("GET", "/fapi/v1/premiumIndex"): lambda: {
                 "symbol": params["symbol"], "markPrice": str(self._price(params["symbol"]))
             } if "symbol" in params else [  # every symbol, as Binance answers without one
@@ -895,6 +912,35 @@ class FakeBinance:
                                   "triggerValue": 0.995}]
         return {"indicators": indicators, "updateTime": self.server_ms()}
 
+    def _klines(self, params: dict) -> list[list]:
+        """Binance's 1-minute klines: from startTime (or else the newest ones up to endTime, or now), at
+        most `limit` (default 500, 1 to 1500), opened no later than endTime (or now)."""
+        # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data
+        symbol = params.get("symbol", "")
+        price = self._price(symbol)
+        if params.get("interval") != "1m":
+            raise Answer(400, {"code": -1120, "msg": "Invalid interval."})
+        limit = int(params.get("limit", "500"))
+        if not 1 <= limit <= 1500:
+            raise Answer(400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."})
+        # Weight by limit: [1, 100) 1, [100, 500) 2, [500, 1000] 5, over 1000 10.
+        self.klines_weight += (1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10) - 1
+        minute = 60_000
+        now = self.server_ms()
+        end = min(int(params.get("endTime", now)), now)
+        if "startTime" in params:
+            start = int(params["startTime"])
+        else:
+            start = end - end % minute - (limit - 1) * minute
+        if symbol in self.kline_path:
+            path = sorted((row for row in self.kline_path[symbol] if start <= row[0] <= end), key=lambda row: row[0])
+        else:
+            first = start + (-start) % minute
+            path = [(at, price, price, price, price) for at in range(first, min(end, first + limit * minute) + 1, minute)]
+        path = path[:limit] if "startTime" in params else path[-limit:]
+        return [[at, str(o), str(h), str(low), str(c), str(rest[0] if rest else "0"), at + minute - 1, "0", 0, "0", "0", "0"]
+                for at, o, h, low, c, *rest in path]
+
     def _exchange_info(self) -> dict:
         info = json.loads(SNAPSHOT.read_text())
         for entry in info["symbols"]:
@@ -1057,7 +1103,7 @@ def _handler(fake: FakeBinance):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("X-MBX-USED-WEIGHT-1M", str(len(fake.requests)))
+            self.send_header("X-MBX-USED-WEIGHT-1M", str(fake.used_weight()))
             for key, value in extra.items():
                 self.send_header(key, value)
             self.end_headers()

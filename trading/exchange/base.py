@@ -235,6 +235,36 @@ class RateUsage:
     weight_until: float = 0.0
 
 
+@dataclass(frozen=True)
+class Kline:
+    """One minute of a symbol's market (a 1-minute candlestick): its open time (UTC, on the minute) and
+    the prices it opened, reached and closed at; `volume` in the base asset."""
+
+    symbol: str
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+KLINES_PAGE_MAX = 1500  # the most klines one get_klines call answers
+
+
+def klines_weight(limit: int) -> int:
+    """The request weight one get_klines page of `limit` costs against `request_weight()`'s budget.
+    Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data
+    (the paper exchange reads its klines from Binance too)."""
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
 # --- the account's own events (a user data stream) ------------------------------------------------
 class FillCause(StrEnum):
     """Why an order the account did not send through us exists (adapters read it off the order)."""
@@ -501,6 +531,13 @@ class Exchange(Protocol):
 
     def open_protective(self, symbol: str) -> list[ProtectiveState]:
         """The protective orders resting at the exchange for the symbol."""
+        ...
+
+    def get_klines(self, symbol: str, *, start_ms: int, end_ms: int, limit: int) -> list[Kline]:
+        """One page of the symbol's 1-minute klines, oldest first: those opened from `start_ms` to
+        `end_ms` (both inclusive, epoch ms), at most `limit` (≤ KLINES_PAGE_MAX; costs
+        klines_weight(limit)). Raises UnknownSymbol, PermanentError (no price history to read),
+        RetryableError."""
         ...
 
     def request_weight(self) -> tuple[int, int] | None:

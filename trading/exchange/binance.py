@@ -23,11 +23,13 @@ from binance.um_futures import UMFutures
 
 from trading.exchange import log_guard
 from trading.exchange.base import (
+    KLINES_PAGE_MAX,
     Balance,
     ExchangeError,
     Fill,
     IncomeKind,
     IncomeRecord,
+    Kline,
     NothingToReduce,
     OrderRequest,
     OrderResult,
@@ -120,6 +122,10 @@ INCOME_PAGE_MAX = 1000
 # Binance keeps income for three months; without a startTime it answers only the last seven days.
 INCOME_KEPT_MS = 90 * 24 * 3600 * 1000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data
+# Public (no key, no signature). A row: [openTime, open, high, low, close, volume, closeTime, quoteVolume, trades, …].
+KLINES_PATH = "/fapi/v1/klines"
+KLINES_INTERVAL = "1m"
 
 class _Client(UMFutures):
     """UMFutures stamps requests with local time; Binance refuses a timestamp 1 s ahead of its own
@@ -332,6 +338,12 @@ class BinanceExchange:
     def server_time_ms(self) -> int:
         return int(self._call(self.client.time)["serverTime"])
 
+    def get_klines(self, symbol: str, *, start_ms: int, end_ms: int, limit: int) -> list[Kline]:
+        # Unsigned, through the same path as the mark price: the weight header is noted by the session's hook.
+        rows = self._call(self.client.klines, symbol, KLINES_INTERVAL, startTime=start_ms, endTime=end_ms,
+                          limit=klines_limit(limit))
+        return parse_klines(symbol, rows, start_ms=start_ms, end_ms=end_ms)
+
     # --- the ledger ---------------------------------------------------------------------------
     def get_income(self, *, start_ms: int | None, limit: int) -> list[IncomeRecord]:
         # Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History
@@ -540,6 +552,63 @@ def _symbol_settings(row: dict[str, Any]) -> SymbolSettings:
 
 def _from_ms(ms: Any) -> datetime:
     return EPOCH + timedelta(milliseconds=int(ms))
+
+
+# --- klines: shared with the paper exchange, which reads them from a Binance REST base URL ----------
+def klines_limit(limit: int) -> int:
+    return max(1, min(limit, KLINES_PAGE_MAX))
+
+
+def parse_klines(symbol: str, rows: Any, *, start_ms: int, end_ms: int) -> list[Kline]:
+    """Binance's kline rows as Klines, oldest first, those opened in [start_ms, end_ms] only. Prices
+    are read from their strings, never through a float."""
+    if not isinstance(rows, list):
+        raise RetryableError(f"Binance answered klines with a {type(rows).__name__}, not a list", code="klines")
+    klines = []
+    for row in rows:
+        try:
+            open_ms = int(row[0])
+            kline = Kline(symbol=symbol, open_time=_from_ms(open_ms), open=_decimal(row[1]), high=_decimal(row[2]),
+                          low=_decimal(row[3]), close=_decimal(row[4]), volume=_decimal(row[5]))
+        except (TypeError, ValueError, IndexError, ArithmeticError):
+            raise RetryableError(f"Binance answered a kline row that cannot be read: {str(row)[:120]}",
+                                 code="klines") from None
+        if start_ms <= open_ms <= end_ms:
+            klines.append(kline)
+    return sorted(klines, key=lambda kline: kline.open_time)
+
+
+def _decimal(value: Any) -> Decimal:
+    number = Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value}")
+    return number
+
+
+def public_klines(session: requests.Session, base_url: str, symbol: str, *, start_ms: int, end_ms: int, limit: int,
+                  timeout: float) -> list[Kline]:
+    """One page of klines from `base_url`'s public endpoint over plain requests (no connector, no key):
+    the paper exchange's history, read from its price feed. Errors as the adapter raises them."""
+    params: dict[str, str | int] = {"symbol": symbol, "interval": KLINES_INTERVAL, "startTime": start_ms,
+                                    "endTime": end_ms, "limit": klines_limit(limit)}
+    try:
+        response = session.get(f"{base_url.rstrip('/')}{KLINES_PATH}", params=params, timeout=timeout)
+    except requests.RequestException as error:
+        raise _transport_error(error, False, timeout) from None
+    if 400 <= response.status_code < 500:
+        try:
+            body = response.json()
+            code, message = int(body["code"]), str(body["msg"])
+        except (ValueError, KeyError, TypeError):
+            code, message = 0, response.text[:200]
+        raise _client_error(ClientError(response.status_code, code, message, response.headers), False)
+    if response.status_code >= 500:
+        raise RetryableError(f"Binance answered HTTP {response.status_code}", code=str(response.status_code))
+    try:
+        rows = response.json()
+    except ValueError:
+        raise RetryableError("Binance answered klines with something that is not JSON", code="klines") from None
+    return parse_klines(symbol, rows, start_ms=start_ms, end_ms=end_ms)
 
 
 def _income_record(row: dict[str, Any]) -> IncomeRecord:

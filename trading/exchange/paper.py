@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from threading import Event
 
+import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -25,6 +26,7 @@ from trading.exchange.base import (
     FillCause,
     IncomeKind,
     IncomeRecord,
+    Kline,
     NothingToReduce,
     OrderRequest,
     OrderResult,
@@ -48,7 +50,8 @@ from trading.exchange.base import (
     UserEvent,
     WouldTake,
 )
-from trading.exchange.price_feed import PriceFeed
+from trading.exchange.binance import REQUEST_WEIGHT_LIMIT, USED_WEIGHT_HEADER, public_klines
+from trading.exchange.price_feed import TIMEOUT as FEED_TIMEOUT, PriceFeed
 from trading.exchange.rules import bundled_rules, bundled_rules_for
 from trading.models import PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective
 from trading.pnl import position_after
@@ -57,6 +60,8 @@ ASSET = "USDT"
 DEFAULT_LEVERAGE = 20  # Binance's default for a symbol never configured
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RESTING = ("NEW", "PARTIALLY_FILLED")  # a limit order still on the paper book
+NO_HISTORY = ("the paper exchange keeps no price history: set PAPER_PRICE_FEED=https://fapi.binance.com to import "
+              "klines")
 
 
 class PaperExchange:
@@ -67,6 +72,8 @@ class PaperExchange:
         self.starting_balance = starting_balance
         self.taker_fee = taker_fee
         self.hedge_mode = hedge_mode
+        self._feed_session: requests.Session | None = None  # klines from PAPER_PRICE_FEED, made on first use
+        self._feed_weight: tuple[int, float] | None = None  # (the feed's X-MBX-USED-WEIGHT-1M, monotonic time read)
 
     # --- orders ---------------------------------------------------------------------------------
     def order_stamp(self) -> int:
@@ -364,9 +371,29 @@ class PaperExchange:
             for p in PaperProtective.objects.filter(symbol=symbol, status="open").order_by("id")
         ]
 
-    def request_weight(self) -> None:
-        """No rate limit here."""
-        return None
+    def request_weight(self) -> tuple[int, int] | None:
+        """No rate limit on the paper exchange itself; the price feed's (Binance's, for this IP), as its
+        last klines answer said, while klines are read from it (get_klines). None otherwise."""
+        if self._feed_weight is None or time.monotonic() - self._feed_weight[1] > 60:
+            return None
+        return self._feed_weight[0], REQUEST_WEIGHT_LIMIT
+
+    # --- price history ----------------------------------------------------------------------------
+    def get_klines(self, symbol: str, *, start_ms: int, end_ms: int, limit: int) -> list[Kline]:
+        """The paper exchange has no history of its own: the price feed's (PAPER_PRICE_FEED, a Binance
+        REST base URL), read from its public klines endpoint."""
+        if not settings.PAPER_PRICE_FEED:
+            raise PermanentError(NO_HISTORY, code="no-history")
+        if self._feed_session is None:
+            self._feed_session = requests.Session()
+            self._feed_session.hooks["response"].append(self._note_feed_weight)
+        return public_klines(self._feed_session, settings.PAPER_PRICE_FEED, symbol, start_ms=start_ms, end_ms=end_ms,
+                             limit=limit, timeout=FEED_TIMEOUT)
+
+    def _note_feed_weight(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        used = response.headers.get(USED_WEIGHT_HEADER, "")
+        if used.isdigit():
+            self._feed_weight = (int(used), time.monotonic())
 
     def rate_limits(self) -> RateLimits:
         return RateLimits()  # none: no order waits for a budget
