@@ -208,6 +208,9 @@ else:
 
 # --- Exchange ----------------------------------------------------------------------------------
 EXCHANGE = env_choice("EXCHANGE", "paper", ("paper", "binance"))
+# Accounts' API keys at rest (trading/keyring.py): comma-separated Fernet keys, the first encrypts,
+# every one decrypts (rotation: docs/CONFIGURATION.md). Empty with DEBUG=1: one kept in .secrets/.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEY")
 BINANCE_API_KEY = env.str("BINANCE_API_KEY", default="")
 BINANCE_API_SECRET = env.str("BINANCE_API_SECRET", default="")
 BINANCE_USE_TESTNET = env_bool("BINANCE_USE_TESTNET", True)

@@ -6,7 +6,7 @@ from alsatrade.api_docs import ApiDocsView, ApiSchemaView
 from alsatrade.health import health
 from analytics.api import AccountHistory, AnalyticsSummary
 from preferences.api import PreferenceChange, PreferenceList
-from trading.api import AccountSummary, ExecutionList, Halt, OrderList, PositionList, SignalList
+from trading.api import AccountHalt, AccountList, AccountSummary, ExecutionList, Halt, OrderList, PositionList, SignalList
 from trading.webhook import WebhookView
 
 admin.site.site_header = "Alsa Trade"
@@ -31,6 +31,8 @@ urlpatterns = [
     path("account/history", AccountHistory.as_view(), name="api-account-history"),
     path("analytics/summary", AnalyticsSummary.as_view(), name="api-analytics-summary"),
     path("halt", Halt.as_view(), name="api-halt"),
+    path("accounts", AccountList.as_view(), name="api-accounts"),
+    path("accounts/<str:name>/halt", AccountHalt.as_view(), name="api-account-halt"),
     path("preferences/current", PreferenceList.as_view(), name="api-preferences"),
     path("preferences/<str:type>", PreferenceChange.as_view(), name="api-preference-change"),
     # Both behind a login (session or API token): alsatrade/api_docs.py.

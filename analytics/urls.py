@@ -12,4 +12,6 @@ urlpatterns = [
     path("signals/", views.signal_list, name="signals"),
     path("analytics/", performance_views.analytics, name="analytics"),
     path("account/", performance_views.account_history, name="account"),
+    path("accounts/", views.account_list, name="accounts"),
+    path("accounts/<str:name>/halt/", views.account_halt_change, name="account-halt"),
 ]

@@ -5,6 +5,7 @@ import json
 from collections.abc import Callable
 from functools import wraps
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -25,12 +26,14 @@ from analytics.forms import ExecutionFilterForm, SignalFilterForm
 from analytics.models import AccountSnapshot
 from analytics.protective import execution_protection, live_protection, protection_asked
 from analytics.timeline import decision_plan, sizing_rows, stage_timeline
+from trading.accounts import AccountError, account_halt, accounts_listed
 from trading.api import account_summary
 from trading.exchange import get_exchange
 from trading.halt import halt_set, positions_flatten
 from trading.halt_forms import HaltForm
 from trading.intake import redact
-from trading.models import Execution, Order, Position, Signal, TradingHalt
+from trading.models import Account, Execution, Order, Position, Signal, TradingHalt
+from trading.models.account import DEFAULT
 
 PAGE_SIZE = 50
 RECENT_EXECUTIONS = 20
@@ -81,6 +84,8 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         # Orders the exchange reported without our sending them: stops, liquidations, trades by hand.
         "exchange_orders": list(Order.objects.exclude(source=Order.Source.SIGNAL).order_by("-id")[:RECENT_EXCHANGE_ORDERS]),
         "halt": TradingHalt.current(),
+        # The traded account's own kill switch binds as the global one does (trading/halt.py opening_refusal).
+        "account_halt": Account.objects.filter(name=DEFAULT, halted=True).first(),
         "now": timezone.now(),
     }
     if request.htmx:
@@ -174,3 +179,45 @@ def halt_change(request: HttpRequest) -> HttpResponse:
     messages.success(request, "Trading halted: opening orders are refused." if form.cleaned_data["halted"]
                      else "Trading resumed.")
     return redirect("ui:dashboard")
+
+
+class AccountHaltForm(forms.Form):
+    """An account's halt or resume on the accounts page. `halted` comes from the button pressed, as on
+    the dashboard's kill switch."""
+
+    halted = forms.TypedChoiceField(choices=[("true", "Halt"), ("false", "Resume")], coerce=lambda value: value == "true")
+    reason = forms.CharField(max_length=255, required=False)
+    flatten = forms.BooleanField(required=False)
+
+
+@require_GET
+@login_required
+def account_list(request: HttpRequest) -> HttpResponse:
+    """The account registry: what each account is, as last read from its exchange, and its switch."""
+    return render(request, "ui/accounts.html", {
+        "accounts": accounts_listed(), "may_change": request.user.has_perm("trading.change_account"),
+    })
+
+
+@require_POST
+@login_required
+def account_halt_change(request: HttpRequest, name: str) -> HttpResponse:
+    """An account's kill switch from the accounts page: the same as POST /accounts/{name}/halt."""
+    if not request.user.has_perm("trading.change_account"):
+        return HttpResponseForbidden("You may look at the accounts, not halt them (trading.change_account).")
+    account = get_object_or_404(Account, name=name)
+    form = AccountHaltForm(request.POST)
+    if not form.is_valid():
+        problems = "; ".join(f"{field}: {' '.join(str(error) for error in errors)}" for field, errors in form.errors.items())
+        return HttpResponseBadRequest(problems, content_type="text/plain; charset=utf-8")  # plain: never markup
+    try:
+        done = account_halt(account, **form.cleaned_data, by=request.user.get_username(),
+                            address=login_client_address(request))
+    except AccountError as error:
+        messages.error(request, str(error))
+        return redirect("ui:accounts")
+    if form.cleaned_data["flatten"]:
+        messages.warning(request, f"Closing {len(done.flattening)} open position(s) now." if done.flattening
+                         else "No open position to close.")
+    messages.success(request, f"Account {account.name} halted." if done.account.halted else f"Account {account.name} resumed.")
+    return redirect("ui:accounts")

@@ -1,23 +1,29 @@
 import json
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.views.decorators.debug import sensitive_post_parameters
 from simple_history.admin import SimpleHistoryAdmin
 
 from alsatrade.admin import InternalAdmin, ReadOnlyAdmin, ReadOnlyDisplay, plain_amount
 from alsatrade.login_throttle import login_client_address
 from analytics.timeline import decision_plan, sizing_rows
+from trading.accounts import AccountError, account_halt, account_keys_replace, account_keys_verified, account_verified
 from trading.admin_filters import ConfiguredStrategyFilter
 from trading.exchange import get_exchange
 from trading.halt import halt_set, positions_flatten
 from trading.halt_forms import HaltForm
 from trading.models import (
+    Account,
     Execution,
     Order,
     PaperAccount,
@@ -241,3 +247,123 @@ class TradingHaltAdmin(SimpleHistoryAdmin):
         if form.cleaned_data["flatten"]:
             closing = positions_flatten(by=who)
             self.message_user(request, f"Closing {len(closing)} open position(s) now.", messages.WARNING)
+
+
+class AccountForm(forms.ModelForm):
+    """The keys are typed here and never shown again: write-only password inputs, blank on a change to
+    keep the stored ones. A key is stored only once the exchange has accepted it (trading/accounts.py)."""
+
+    new_api_key = forms.CharField(label="API key", required=False, strip=True, max_length=200,
+                                  widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
+    new_api_secret = forms.CharField(label="API secret", required=False, strip=True, max_length=200,
+                                     widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
+
+    class Meta:
+        model = Account
+        fields = ["name", "exchange", "testnet", "halted", "halted_reason"]
+
+    def __init__(self, *args: Any, user: str = "", **kwargs: Any) -> None:  # noqa: ANN401 - ModelForm's arguments
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.verified: Account | None = None
+        if self.instance.pk is not None:
+            self.fields["new_api_key"].help_text = "Blank: keep the stored key."
+            self.fields["new_api_secret"].help_text = "Blank: keep the stored secret."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        key, secret = data.get("new_api_key", ""), data.get("new_api_secret", "")
+        if bool(key) != bool(secret):
+            raise forms.ValidationError("Give the API key and its secret together.")
+        try:
+            if self.instance.pk is None:
+                if not key:
+                    raise forms.ValidationError("An account needs its API key and secret.")
+                self.verified = account_verified(name=data["name"], exchange=data["exchange"], testnet=data["testnet"],
+                                                 api_key=key, api_secret=secret, by=self.user)
+            elif key:
+                self.verified = account_keys_verified(self.instance, api_key=key, api_secret=secret)
+        except AccountError as error:
+            raise forms.ValidationError(str(error)) from None
+        return data
+
+
+@admin.register(Account)
+class AccountAdmin(SimpleHistoryAdmin):
+    """The account registry. The encrypted keys are never rendered (not even as tokens): only the hint.
+    Halting here is the same as on the accounts page and `POST /accounts/{name}/halt`."""
+
+    form = AccountForm
+    list_display = ["name", "shown_exchange", "environment", "position_mode", "multi_assets", "shown_hint", "halted"]
+    # The exchange as the account trades on it (`default`'s from the environment, not its row's columns).
+    readonly_fields = ["shown_exchange", "environment", "shown_hint", "position_mode", "multi_assets", "modes_read_at",
+                       "changed_by", "created_at", "updated_at"]
+    history_list_display = ["halted", "halted_reason", "key_hint", "changed_by"]
+
+    @method_decorator(sensitive_post_parameters("new_api_key", "new_api_secret"))
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict | None = None) -> HttpResponse:
+        """An error report (DEBUG's page, a logged traceback) shows the typed keys as stars."""
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="exchange")
+    def shown_exchange(self, obj: Account) -> str:
+        return obj.venue
+
+    @admin.display(description="key")
+    def shown_hint(self, obj: Account) -> str:
+        return f"…{obj.hint}" if obj.hint else "-"
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        if obj is None:
+            return ["name", "exchange", "testnet", "new_api_key", "new_api_secret"]
+        editable = ["halted", "halted_reason"] if cast_account(obj).is_default else \
+            ["new_api_key", "new_api_secret", "halted", "halted_reason"]
+        return ["name", *editable, *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        # Name, exchange and flag are what the stored key was verified against: fixed once added.
+        return list(self.readonly_fields) + (["name"] if obj is not None else [])
+
+    def get_form(self, request: HttpRequest, obj: Model | None = None, change: bool = False,
+                 **kwargs: Any) -> type[forms.ModelForm]:  # noqa: ANN401 - ModelAdmin's options
+        form = super().get_form(request, obj, change=change, **kwargs)
+        user = request.user.get_username()
+
+        class UserAccountForm(form):  # type: ignore[valid-type,misc]
+            def __init__(self, *args: Any, **inner: Any) -> None:  # noqa: ANN401 - ModelForm's arguments
+                super().__init__(*args, user=user, **inner)
+
+        return UserAccountForm
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        """`default` is the environment's account: it stays."""
+        return super().has_delete_permission(request, obj) and not (obj is not None and cast_account(obj).is_default)
+
+    def revert_disabled(self, request: HttpRequest, obj: Account | None = None) -> bool:
+        """History is to read: a revert would not verify anything with the exchange."""
+        return True
+
+    def save_model(self, request: HttpRequest, obj: Account, form: AccountForm, change: bool) -> None:
+        who = request.user.get_username()
+        if not change:
+            assert form.verified is not None  # clean() verified the key
+            for field in ("api_key", "api_secret", "key_hint", "position_mode", "multi_assets", "modes_read_at",
+                          "changed_by"):
+                setattr(obj, field, getattr(form.verified, field))
+            obj.halted, obj.halted_reason = False, ""
+            obj.save()
+            return
+        stored = Account.objects.get(pk=obj.pk)
+        if form.verified is not None:
+            account_keys_replace(stored, form.verified, by=who)
+        if "halted" in form.changed_data or "halted_reason" in form.changed_data:
+            account_halt(stored, halted=form.cleaned_data["halted"], reason=form.cleaned_data["halted_reason"], by=who,
+                         address=login_client_address(request))
+
+
+def cast_account(obj: Model) -> Account:
+    assert isinstance(obj, Account)
+    return obj

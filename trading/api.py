@@ -1,10 +1,13 @@
-"""Read-only REST API over the trading records: executions, signals, orders, positions, account.
+"""REST API over the trading records (executions, signals, orders, positions, account), the kill
+switch and the account registry (`/accounts`).
 
 The contract is DESIGN.md §2: newest first, paginated by the REST_FRAMEWORK settings, amounts as
 normalised strings (alsatrade.api_fields.AmountField).
 """
 
+import re
 from datetime import UTC, datetime
+from typing import Any
 
 from django import forms
 from django.db.models import Prefetch, QuerySet
@@ -13,9 +16,9 @@ from django.utils import timezone
 from django_filters import rest_framework as filters  # type: ignore[import-untyped]
 from django_filters.fields import IsoDateTimeField  # type: ignore[import-untyped]
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import generics, serializers
-from rest_framework.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -32,12 +35,13 @@ from alsatrade.api_fields import (
     empty_parameters,
 )
 from alsatrade.login_throttle import login_client_address
-from alsatrade.openapi import FORBIDDEN, PAGE_NOT_FOUND, bad_request
+from alsatrade.openapi import DETAIL, FORBIDDEN, PAGE_NOT_FOUND, bad_request
 from analytics.models import AccountSnapshot
+from trading.accounts import AccountError, ExchangeUnreachable, account_create, account_halt, accounts_listed
 from trading.exchange import get_exchange
 from trading.halt import halt_set, positions_flatten
 from trading.intake import redact
-from trading.models import Execution, Order, Position, Signal, TradingHalt
+from trading.models import Account, Execution, Order, Position, Signal, TradingHalt
 
 ALL_WORDS = {"true": True, "1": True, "false": False, "0": False}
 
@@ -352,3 +356,136 @@ class Halt(APIView):
 def _halt_state() -> dict:
     halt = TradingHalt.current()
     return {"halted": halt.halted, "reason": halt.reason, "changed_by": halt.changed_by, "changed_at": halt.changed_at}
+
+
+# --- accounts (the registry: trading/accounts.py) ---------------------------------------------------
+SLUG = r"^[-a-zA-Z0-9_]+$"
+KEY = r"^[!-~]+$"  # printable ASCII, no space: what Binance's keys and secrets are made of
+
+
+class WholeMatchField(StrictCharField):
+    """A StrictCharField whose pattern must match the whole text: Python's `$` also matches before a
+    final line break, which the schema's (ECMAScript) `$` does not."""
+
+    def __init__(self, regex: str, **kwargs: Any) -> None:  # noqa: ANN401 - DRF's field options
+        super().__init__(regex, **kwargs)
+        self.whole = re.compile(regex.removeprefix("^").removesuffix("$"))
+
+    def to_internal_value(self, data: object) -> str:
+        value = super().to_internal_value(data)
+        if not self.whole.fullmatch(value):
+            self.fail("invalid")
+        return value
+
+
+class AccountSerializer(serializers.Serializer):
+    """An account as pages and scripts see it: never its keys, only their last four characters."""
+
+    name = serializers.CharField(read_only=True)
+    exchange = serializers.ChoiceField(Account.Exchange.values, source="venue", read_only=True)
+    environment = serializers.ChoiceField(["paper", "testnet", "production"], read_only=True,
+                                          help_text="Where its orders go (production: real money).")
+    position_mode = serializers.ChoiceField(Account.PositionMode.values, read_only=True,
+                                            help_text='As last read from the exchange; "": not read yet.')
+    multi_assets = serializers.BooleanField(read_only=True, allow_null=True,
+                                            help_text="Multi-assets margin mode as last read; null: not read, or paper.")
+    key_hint = serializers.CharField(source="hint", read_only=True, help_text="The API key's last four characters.")
+    halted = serializers.BooleanField(read_only=True)
+    halted_reason = serializers.CharField(read_only=True)
+
+
+class AccountCreateSerializer(serializers.Serializer):
+    name = WholeMatchField(SLUG, max_length=50, help_text="Letters, digits, - and _; not `default`.")
+    exchange = serializers.ChoiceField(Account.Exchange.values, help_text="binance (paper: only `default`, for now).")
+    testnet = StrictBooleanField(help_text="Binance's test environment (true) or production, real money (false).")
+    api_key = WholeMatchField(KEY, max_length=200, write_only=True)
+    api_secret = WholeMatchField(KEY, max_length=200, write_only=True)
+
+
+class AccountHaltSerializer(serializers.Serializer):
+    halted = StrictBooleanField()
+    reason = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+    flatten = StrictBooleanField(default=False, help_text="Also close every open position now: the `default` "
+                                 "account only (the others do not trade yet).")
+
+
+class AccountHaltAnswerSerializer(AccountSerializer):
+    flattening = serializers.ListField(child=serializers.IntegerField(), read_only=True,
+                                       help_text="The ids of the close signals queued by `flatten`.")
+
+
+class CanChangeAccounts(BasePermission):
+    """Reading is for every user; adding needs trading.add_account, halting trading.change_account."""
+
+    NEEDED = {"POST": "trading.add_account"}
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        needed = getattr(view, "needed_permission", self.NEEDED.get(request.method or "", ""))
+        self.message = f"This needs the {needed} permission."
+        return bool(needed) and request.user.has_perm(needed)
+
+
+ACCOUNT_REFUSED = bad_request("The body is not JSON or not what the schema says, or the account was refused "
+                              "(`detail`, in words): the exchange refused the key, the name is taken or `default`, "
+                              "or the exchange is paper (only `default`, for now).")
+UNREACHABLE = OpenApiResponse(DETAIL, description="The exchange could not be asked (network, rate limit): nothing "
+                              "was stored; try again.")
+ACCOUNT_NOT_FOUND = OpenApiResponse(DETAIL, description="No account by that name.")
+
+
+class AccountList(APIView):
+    """The accounts, `default` (the environment's, which the strategies trade today) first: a plain list,
+    not paged (a handful of rows). POST adds one once the exchange has accepted its key; its keys are
+    stored encrypted and never shown again."""
+
+    permission_classes = [IsAuthenticated, CanChangeAccounts]
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=AccountSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(AccountSerializer(accounts_listed(), many=True).data)
+
+    @extend_schema(request=AccountCreateSerializer, responses={
+        201: AccountSerializer, 400: ACCOUNT_REFUSED, 403: FORBIDDEN, 503: UNREACHABLE,
+    })
+    def post(self, request: Request) -> Response:
+        data = AccountCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            account = account_create(**data.validated_data, by=request.user.get_username())
+        except ExchangeUnreachable as error:
+            return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except AccountError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(AccountSerializer(account).data, status=status.HTTP_201_CREATED)
+
+
+class AccountHalt(APIView):
+    """An account's own kill switch. The `default` account's binds the strategies as `/halt` does
+    (opening orders refused, closing ones go out; `flatten` closes every open position); another
+    account's is kept and shown (they do not trade yet)."""
+
+    permission_classes = [IsAuthenticated, CanChangeAccounts]
+    needed_permission = "trading.change_account"
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=AccountHaltSerializer, responses={
+        200: AccountHaltAnswerSerializer,
+        400: bad_request("The body is not JSON, or `halted` is missing, or a field is not what the schema says, "
+                         "or `flatten` for an account that does not trade yet."),
+        403: FORBIDDEN, 404: ACCOUNT_NOT_FOUND,
+    })
+    def post(self, request: Request, name: str) -> Response:
+        account = Account.objects.filter(name=name).first()
+        if account is None:
+            raise NotFound(f"No account named {name!r}.")
+        data = AccountHaltSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            done = account_halt(account, **data.validated_data, by=request.user.get_username(),
+                                address=login_client_address(request._request))
+        except AccountError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({**AccountSerializer(done.account).data, "flattening": done.flattening})

@@ -1,17 +1,20 @@
 """The kill switch: halt opening orders everywhere, and optionally close every open position now.
 
 While halted, every opening leg is refused with the reason and closing legs still go out
-(trading/risk.py). `flatten` queues, for each open position, an operator signal that closes it
+(trading/risk.py). The `default` account's own switch (trading/accounts.py) binds the same way: it is
+the account the strategies trade. `flatten` queues, for each open position, an operator signal that closes it
 through the normal execution path: its lane, its exactly-once sending, its record.
 """
 
 import logging
 
 from django.db import transaction
+from django.db.models import Value
 from django.utils import timezone
 
 from notifications.events import notify
-from trading.models import Position, Signal, TradingHalt
+from trading.models import Account, Position, Signal, TradingHalt
+from trading.models.account import DEFAULT
 from trading.queue import enqueue_execution
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,24 @@ def halt_set(*, halted: bool, reason: str = "", by: str = "", address: str | Non
                 else f"Trading resumed by {by}"
             notify("halt", text)
     return halt
+
+
+def opening_refusal() -> str:
+    """Why a kill switch refuses opening legs now, "" when none does: the global one first, then the
+    `default` account's. Read on every opening signal, so both in one statement, which a missing row
+    (a switch never used) leaves out."""
+    switches = dict(
+        TradingHalt.objects.filter(pk=1, halted=True).order_by().annotate(switch=Value("global"))
+        .values_list("switch", "reason")
+        .union(Account.objects.filter(name=DEFAULT, halted=True).order_by().annotate(switch=Value("account"))
+               .values_list("switch", "halted_reason"), all=True)
+    )
+    if "global" in switches:
+        return "trading is halted by the kill switch" + (f": {switches['global']}" if switches["global"] else "")
+    if "account" in switches:
+        return f"trading is halted by account {DEFAULT!r}'s kill switch" + (
+            f": {switches['account']}" if switches["account"] else "")
+    return ""
 
 
 def positions_flatten(*, by: str) -> list[int]:

@@ -25,7 +25,8 @@ from preferences.models import StrategyPreference
 from preferences.trading_hours import TradingHoursError, trading_hours_parse
 from trading.engine import plain
 from trading.exchange import get_exchange
-from trading.models import Order, Position, TradingHalt
+from trading.halt import opening_refusal
+from trading.models import Order, Position
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -58,10 +59,9 @@ class Lock:
 
 def opening_limits(preference: StrategyPreference, symbol: str, side: str | None = None) -> OpeningLimits:
     """`side` (long or short) is the entry's: an add to that side is checked against max_adds."""
-    halt = TradingHalt.current()
-    if halt.halted:
-        why = f": {halt.reason}" if halt.reason else ""
-        return OpeningLimits(opens=f"trading is halted by the kill switch{why}")
+    halted = opening_refusal()  # the global kill switch, or the traded (`default`) account's
+    if halted:
+        return OpeningLimits(opens=halted)
     now = timezone.now()
     lock = strategy_lock(preference, now=now) or _daily_loss_reached(preference, now) or _drawdown_reached(preference, now)
     if lock is not None:

@@ -154,6 +154,7 @@ def pages(execution_pk: int, strategy_pk: int) -> dict[str, str]:
         "strategies": "/ui/strategies/",
         "strategy": f"/ui/strategies/{strategy_pk}/",
         "strategy-new": "/ui/strategies/new/",
+        "accounts": "/ui/accounts/",
     }
 
 

@@ -79,10 +79,10 @@ def test_it_reads_a_bounded_number_of_queries(trader_client, django_assert_max_n
     for n in range(30):
         make_execution(n)
     # One query per panel, whatever the number of rows (the orders the exchange reported, the kill switch, the
-    # positions' protective orders: one each).
-    with django_assert_max_num_queries(13):  # + the user's permissions (kill switch), the locked strategies
+    # traded account's own switch, the positions' protective orders: one each).
+    with django_assert_max_num_queries(14):  # + the user's permissions (kill switch), the locked strategies
         trader_client.get("/ui/")
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         trader_client.get("/ui/", headers={"HX-Request": "true"})
 
 

@@ -60,8 +60,8 @@ def test_it_reads_no_extra_query_for_the_chart(trader_client, django_assert_max_
                        received_at=timezone.now() - timedelta(minutes=n))
     for symbol in ("BTCUSDT", "SOLUSDT"):
         Position.objects.create(symbol=symbol, amount=Decimal("1"), entry_price=Decimal("100"))
-    with django_assert_max_num_queries(13):  # as the dashboard without the chart (tests/ui/test_dashboard.py): none of its own
+    with django_assert_max_num_queries(14):  # as the dashboard without the chart (tests/ui/test_dashboard.py): none of its own
         text = trader_client.get("/ui/").content.decode()
     assert text.count("data-strategy=") == 3
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         trader_client.get("/ui/", headers={"HX-Request": "true"})

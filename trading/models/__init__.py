@@ -1,3 +1,4 @@
+from trading.models.account import Account
 from trading.models.execution import Execution, Order, Position
 from trading.models.paper import PaperAccount, PaperOrder, PaperPosition, PaperPrice, PaperProtective
 from trading.models.protection import ProtectiveOrder
@@ -5,6 +6,7 @@ from trading.models.runtime import OrderBudget, SymbolLane, SymbolSetting, Tradi
 from trading.models.signal import Signal
 
 __all__ = [
+    "Account",
     "Execution",
     "Order",
     "OrderBudget",
