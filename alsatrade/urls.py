@@ -4,7 +4,7 @@ from django.views.generic import RedirectView
 
 from alsatrade.api_docs import ApiDocsView, ApiSchemaView
 from alsatrade.health import health
-from analytics.api import AccountHistory, AnalyticsSummary
+from analytics.api import AccountHistory, AnalyticsSummary, ReplayDetail, ReplayList
 from preferences.api import PreferenceChange, PreferenceList
 from trading.api import AccountHalt, AccountList, AccountSummary, ExecutionList, Halt, OrderList, PositionList, SignalList
 from trading.webhook import WebhookView
@@ -30,6 +30,8 @@ urlpatterns = [
     path("account/summary", AccountSummary.as_view(), name="api-account-summary"),
     path("account/history", AccountHistory.as_view(), name="api-account-history"),
     path("analytics/summary", AnalyticsSummary.as_view(), name="api-analytics-summary"),
+    path("replay", ReplayList.as_view(), name="api-replays"),
+    path("replay/<str:run_id>", ReplayDetail.as_view(), name="api-replay"),
     path("halt", Halt.as_view(), name="api-halt"),
     path("accounts", AccountList.as_view(), name="api-accounts"),
     path("accounts/<str:name>/halt", AccountHalt.as_view(), name="api-account-halt"),

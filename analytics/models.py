@@ -1,6 +1,14 @@
+from decimal import Decimal
+from functools import cached_property
+from typing import TYPE_CHECKING
+
 from django.db import models
+from django.utils import timezone
 
 from trading.models.amounts import AMOUNT
+
+if TYPE_CHECKING:
+    from analytics.replay_runs import Outcome
 
 
 class AccountSnapshot(models.Model):
@@ -79,3 +87,48 @@ class Kline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.open_time:%Y-%m-%d %H:%M} O {self.open} H {self.high} L {self.low} C {self.close}"
+
+
+class ReplayRun(models.Model):
+    """One what-if replay of a strategy's recorded alerts (issue #21; analytics/replay_runs.py): the period,
+    the settings changed, and, once the worker has run it, the result beside what really happened. The
+    result is written once, at the end, and kept until the run is deleted."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    strategy = models.CharField(max_length=100, db_index=True)
+    start = models.DateTimeField(help_text="The period's start (inclusive), UTC.")
+    end = models.DateTimeField(help_text="The period's end (exclusive), UTC.")
+    overrides = models.JSONField(default=dict, blank=True,
+                                 help_text="{preference type: value}, as POST /preferences/{type} takes them.")
+    slippage_bps = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal(2),
+                                       help_text="Every simulated fill moved this far against the trader.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0 to 100.")
+    stage = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="Written once, when the run is done.")
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True, help_text="The user who asked for it (username).")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"replay {self.pk} of {self.strategy} {self.start:%Y-%m-%d %H:%M}–{self.end:%Y-%m-%d %H:%M}: {self.status}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @cached_property
+    def outcome(self) -> "Outcome | None":
+        """The stored result, read back (None until done)."""
+        from analytics.replay_runs import run_outcome
+
+        return run_outcome(self)

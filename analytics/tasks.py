@@ -26,3 +26,10 @@ def import_ledger_after_fills(*symbols: str) -> str:
     """Queued by the user stream a moment after fills (analytics/follow.py): the same import, brought forward."""
     imported = ledger_import(get_exchange())
     return f"{imported} ledger line(s) imported after fills of {', '.join(symbols)}"
+
+
+def replay_run(run_id: int) -> str:
+    """Queued by a replay's request (analytics/replay_runs.py): safe to run twice, a finished run is left alone."""
+    from analytics.replay_runs import replay_execute
+
+    return replay_execute(run_id)

@@ -14,4 +14,7 @@ urlpatterns = [
     path("account/", performance_views.account_history, name="account"),
     path("accounts/", views.account_list, name="accounts"),
     path("accounts/<str:name>/halt/", views.account_halt_change, name="account-halt"),
+    path("replay/", views.replay_page, name="replay"),
+    path("replay/<int:run_id>/", views.replay_run, name="replay-run"),
+    path("replay/<int:run_id>/delete/", views.replay_delete, name="replay-delete"),
 ]

@@ -3,7 +3,10 @@ part is the same view answering htmx's poll with its fragment only (STYLE.md, Pa
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import wraps
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -16,16 +19,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
+from rest_framework.exceptions import ValidationError
 
 from alsatrade.login_throttle import login_client_address
 from analytics.allocation import Allocation, Holding, allocation_by_strategy
 from analytics.dashboard import equity_points, freshness, strategy_locks
 from analytics.forms import ExecutionFilterForm, SignalFilterForm
-from analytics.models import AccountSnapshot
+from analytics.models import AccountSnapshot, ReplayRun
 from analytics.protective import execution_protection, live_protection, protection_asked
+from analytics.replay_runs import DEFAULT_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS, CurvePoint, replay_request
 from analytics.timeline import decision_plan, sizing_rows, stage_timeline
+from preferences.models import StrategyPreference
 from trading.accounts import AccountError, account_halt, accounts_listed
 from trading.api import account_summary
 from trading.exchange import get_exchange
@@ -38,6 +44,7 @@ from trading.models.account import DEFAULT
 PAGE_SIZE = 50
 RECENT_EXECUTIONS = 20
 RECENT_EXCHANGE_ORDERS = 10
+RECENT_REPLAYS = 50
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -221,3 +228,149 @@ def account_halt_change(request: HttpRequest, name: str) -> HttpResponse:
                          else "No open position to close.")
     messages.success(request, f"Account {account.name} halted." if done.account.halted else f"Account {account.name} resumed.")
     return redirect("ui:accounts")
+
+
+# --- replay (issue #21): what if the strategy's recorded alerts had met other settings ------------------
+LADDER_EXAMPLE = '[{"pct": 2, "share": 50}, {"pct": 4, "share": 50}]'
+
+
+class ReplayForm(forms.Form):
+    """A replay's request. Times are UTC; a setting left empty keeps the recorded one."""
+
+    strategy = forms.ChoiceField(choices=())
+    start = forms.DateTimeField(label="From (UTC)", input_formats=["%Y-%m-%dT%H:%M"],
+                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    end = forms.DateTimeField(label="To (UTC)", input_formats=["%Y-%m-%dT%H:%M"],
+                              widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    slippage_bps = forms.DecimalField(label="Slippage (bps)", min_value=0, max_value=MAX_SLIPPAGE_BPS, decimal_places=2,
+                                      initial=DEFAULT_SLIPPAGE_BPS)
+    leverage = forms.IntegerField(required=False)
+    sizing = forms.ChoiceField(required=False, choices=[("", "as recorded"), *StrategyPreference.Sizing.choices])
+    allocation = forms.DecimalField(label="Allocation %", required=False)
+    stop_loss = forms.DecimalField(label="Stop-loss %", required=False, help_text="0: none")
+    take_profit = forms.DecimalField(label="Take-profit %", required=False, help_text="0: none")
+    take_profit_ladder = forms.CharField(label="Take-profit ladder", required=False,
+                                         widget=forms.TextInput(attrs={"placeholder": LADDER_EXAMPLE}),
+                                         help_text="Instead of one take-profit %, as JSON.")
+    trailing_callback = forms.DecimalField(label="Trailing callback %", required=False)
+    trailing_activation = forms.DecimalField(label="Trailing activation %", required=False)
+    breakeven_after = forms.IntegerField(label="Breakeven after level", required=False)
+
+    # The API's words (the override's preference type, the request's field) → this form's fields.
+    ERROR_FIELDS = {"strategy": "strategy", "from": "start", "to": "end", "slippage_bps": "slippage_bps",
+                    "leverage": "leverage", "sizing": "sizing", "allocation": "allocation", "stop_loss": "stop_loss",
+                    "trailing_stop": "trailing_callback", "breakeven_after": "breakeven_after"}
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        names = list(StrategyPreference.objects.order_by("name").values_list("name", flat=True))
+        self.fields["strategy"].choices = [(name, name) for name in names]  # type: ignore[attr-defined]
+
+    def clean_start(self) -> datetime:
+        return _as_utc(self.cleaned_data["start"])
+
+    def clean_end(self) -> datetime:
+        return _as_utc(self.cleaned_data["end"])
+
+    def overrides(self) -> dict[str, object]:
+        """The settings changed, {preference type: value}, as the preferences API takes them."""
+        data = self.cleaned_data
+        chosen: dict[str, object] = {}
+        for kind in ("leverage", "sizing", "allocation", "stop_loss", "take_profit", "breakeven_after"):
+            if data.get(kind) not in (None, ""):
+                chosen[kind] = data[kind]
+        if data.get("take_profit_ladder"):
+            chosen["take_profit"] = self.ladder()
+        if data.get("trailing_callback") is not None:
+            chosen["trailing_stop"] = {"callback": data["trailing_callback"],
+                                       "activation_pct": data.get("trailing_activation")}
+        return chosen
+
+    def ladder(self) -> object:
+        try:
+            return json.loads(self.cleaned_data["take_profit_ladder"], parse_float=Decimal)
+        except ValueError:
+            return self.cleaned_data["take_profit_ladder"]  # the preferences API's check names what is wrong
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("take_profit") is not None and cleaned.get("take_profit_ladder"):
+            self.add_error("take_profit_ladder", "Set either a take-profit % or a ladder, not both.")
+        if cleaned.get("trailing_activation") is not None and cleaned.get("trailing_callback") is None:
+            self.add_error("trailing_callback", "Give the callback too (the activation alone is not a trailing stop).")
+        return cleaned
+
+    def add_errors(self, errors: dict[str, list[str]]) -> None:
+        for name, said in errors.items():
+            target = self.ERROR_FIELDS.get(name)
+            if name == "take_profit":
+                target = "take_profit_ladder" if self.cleaned_data.get("take_profit_ladder") else "take_profit"
+            for message in said:
+                self.add_error(target, f"{name}: {message}" if target is None else message)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """The wall time typed, read as UTC (the page says so), whatever the server's zone."""
+    return timezone.make_naive(moment).replace(tzinfo=UTC) if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+
+
+def curve_points(curve: tuple[CurvePoint, ...]) -> list[dict[str, object]]:
+    """An equity curve as the chart reads it: one point a second (the last of each), oldest first."""
+    points: dict[int, Decimal] = {}
+    for point in curve:
+        points[int(point.time.timestamp())] = point.equity
+    return [{"time": second, "value": value} for second, value in sorted(points.items())]
+
+
+@login_required
+def replay_page(request: HttpRequest) -> HttpResponse:
+    """The request form and the past runs."""
+    if request.method == "POST":
+        form = ReplayForm(request.POST)
+        if form.is_valid():
+            chosen = form.cleaned_data
+            try:
+                run = replay_request(chosen["strategy"], chosen["start"], chosen["end"], form.overrides(),
+                                     chosen["slippage_bps"], request.user)
+            except ValidationError as error:
+                detail = error.detail
+                form.add_errors({str(name): [str(message) for message in (said if isinstance(said, list) else [said])]
+                                 for name, said in detail.items()} if isinstance(detail, dict)
+                                else {"strategy": [str(detail)]})
+            else:
+                return redirect("ui:replay-run", run_id=run.pk)
+    else:
+        end = timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
+        form = ReplayForm(initial={"start": end - timedelta(days=7), "end": end})
+    runs = ReplayRun.objects.order_by("-created_at", "-id")[:RECENT_REPLAYS]
+    return render(request, "ui/replay.html", {"form": form, "runs": runs})
+
+
+def replay_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
+    """One run: its progress, polled every second while it is queued or running; then its result.
+    Behind a login, as login_required_polled does it (a poll whose session ended sends the window away)."""
+    if not request.user.is_authenticated:
+        if request.htmx:
+            return HttpResponseClientRedirect(redirect_to_login(request.get_full_path())["Location"])
+        return redirect_to_login(request.get_full_path())
+    run = get_object_or_404(ReplayRun, pk=run_id)
+    if request.htmx:
+        if not run.active:  # finished: the whole page again, so that its charts are drawn
+            return HttpResponseClientRefresh()
+        return render(request, "ui/replay/_progress.html", {"run": run})
+    outcome = run.outcome
+    columns = [] if outcome is None else [("Reality", "the exchange's ledger", outcome.reality),
+                                          ("Replay, recorded settings", "as at the period's start", outcome.recorded),
+                                          ("Replay, new settings", "with the changes", outcome.changed)]
+    charts = [(f"replay-curve-{n}", title, curve_points(column.equity_curve)) for n, (title, _, column) in enumerate(columns)]
+    return render(request, "ui/replay_run.html", {"run": run, "outcome": outcome, "columns": columns, "charts": charts,
+                                                  "charted": any(points for _, _, points in charts)})
+
+
+@login_required
+@require_POST
+def replay_delete(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(ReplayRun, pk=run_id)
+    run.delete()
+    messages.success(request, f"Replay #{run_id} deleted.")
+    return redirect("ui:replay")

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 API_PATHS = {
     "/executions", "/signals", "/orders", "/positions", "/account/summary", "/preferences/current", "/halt",
-    "/analytics/summary", "/account/history", "/accounts", "/accounts/{name}/halt",
+    "/analytics/summary", "/account/history", "/accounts", "/accounts/{name}/halt", "/replay", "/replay/{run_id}",
     # POST /preferences/{type}: one operation per type, each with its own value (alsatrade/openapi.py).
     *(f"/preferences/{kind}" for kind in PREFERENCE_TYPES),
 }

@@ -487,3 +487,37 @@ def test_it_sets_a_limit_entry_and_a_take_profit_ladder_on_the_strategy_page(bro
     assert [visit.page.input_value(f"#id_take_profit_ladder_{n}") for n in range(6)] == ["1", "30", "2", "30", "3.5", "40"]
     assert visit.page.input_value("#id_take_profit_ladder_6") == ""
     visit.close()
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_a_finished_replay_shows_its_columns_and_one_equity_chart(browser, live_server, trader, binance_settings,
+                                                                   binance_fake, device):
+    from analytics.models import ReplayRun
+    from tests.analytics.test_replay_runs import flat_bars_with_a_dip, recorded_alerts
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    StrategyPreference.objects.create(name="ALSA", sizing="signal", stop_loss=Decimal("3"))
+    flat_bars_with_a_dip(binance_fake)
+    recorded_alerts()
+    phone = device == "phone"
+    visit = Visit(browser, live_server.url, PHONE if phone else DESKTOP, phone=phone)
+    visit.log_in()
+    try:
+        visit.page.goto(f"{live_server.url}/ui/replay/")
+        visit.page.fill("input[name=start]", "2026-11-01T00:00")
+        visit.page.fill("input[name=end]", "2026-11-01T02:00")
+        visit.page.fill("input[name=slippage_bps]", "0")
+        visit.page.fill("input[name=stop_loss]", "2")
+        visit.page.click("form.replay-form button[type=submit]")
+        run = ReplayRun.objects.get()
+        run_queued_jobs()  # the worker's part, as a qcluster would
+        visit.page.wait_for_selector("#replay-equity-chart canvas", timeout=10000)  # the poll reloads the page once done
+        text = visit.page.inner_text("main")
+        for column in ("Reality", "Replay, recorded settings", "Replay, new settings"):
+            assert column in text
+        assert visit.page.locator("[data-chart]").count() == 1
+        if phone:
+            fits_the_phone(visit, f"the replay run {run.pk}")
+        visit.page.screenshot(path=SCREENSHOTS / f"replay-{device}.png", full_page=True)
+    finally:
+        visit.close()
