@@ -40,6 +40,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/execution.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/burst.py
+	$(BIN)/python bench/replay.py
 
 ## chaos: the chaos proof on PostgreSQL + Redis: 1000 webhooks, workers SIGKILLed, the exchange failing (docs/BENCHMARKS.md)
 .PHONY: chaos

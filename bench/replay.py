@@ -64,8 +64,7 @@ def main() -> None:
 
 
 def seed(start: datetime, end: datetime) -> float:
-    from analytics.models import Kline
-    from analytics.models import ReplayRun
+    from analytics.models import Kline, ReplayRun
     from preferences.models import StrategyPreference
     from trading.models import Signal
 
