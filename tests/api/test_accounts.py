@@ -2,23 +2,14 @@
 come back out; adding and halting need their permissions."""
 
 import pytest
-from cryptography.fernet import Fernet
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from tests.fakes.binance_server import API_KEY, API_SECRET
-from trading import keyring
+from tests.support.keys import encryption_key  # noqa: F401 (the fixture)
 from trading.models import Account, Position, Signal
 
-pytestmark = pytest.mark.django_db
-
-@pytest.fixture(autouse=True)
-def _keys(settings):
-    """The tests' settings hold no FIELD_ENCRYPTION_KEY (and pytest runs with DEBUG off): one for these."""
-    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    keyring.reset()
-    yield
-    keyring.reset()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("encryption_key")]
 
 
 BODY = {"name": "second", "exchange": "binance", "testnet": True, "api_key": API_KEY, "api_secret": API_SECRET}

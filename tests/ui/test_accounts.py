@@ -2,23 +2,15 @@
 users who may change it, and never a key or its encrypted form."""
 
 import pytest
-from cryptography.fernet import Fernet
 from django.contrib.auth.models import Permission
 
 from tests.fakes.binance_server import API_KEY, API_SECRET
+from tests.support.keys import encryption_key  # noqa: F401 (the fixture)
 from trading import keyring
 from trading.accounts import account_create
 from trading.models import Account
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _keys(settings):
-    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    keyring.reset()
-    yield
-    keyring.reset()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("encryption_key")]
 
 
 @pytest.fixture

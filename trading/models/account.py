@@ -4,12 +4,13 @@ it is from the settings. Other accounts hold their API keys encrypted (trading/k
 for the fan-out that will let strategies trade them.
 """
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
+
+from alsatrade.settings import is_loopback  # the settings' own test of a local exchange URL
 
 DEFAULT = "default"
 # Binance USDⓈ-M futures' own hosts per environment (testnet flag → REST base URL, user stream URL).
@@ -102,15 +103,6 @@ class Account(models.Model):
         host = (urlsplit(self.binance_urls[0]).hostname or "").lower()
         if host in settings.BINANCE_TEST_HOSTS:
             return "testnet"
-        if _is_loopback(host):  # a local fake or tunnel: the flag says which environment it stands for
+        if is_loopback(host):  # a local fake or tunnel: the flag says which environment it stands for
             return "testnet" if self.on_testnet else "production"
         return "production"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
