@@ -125,7 +125,9 @@ def watch_start(**_: object) -> None:
 
 def orders_resolve(*, limit: int = 50) -> int:
     """Orders whose outcome was still unknown when their execution ended: ask the exchange again and
-    record its word (fills are folded into the position once, however often this runs)."""
+    record its word (fills are folded into the position once, however often this runs). A limit entry
+    still resting there (its cancel was never confirmed: trading/resting.py) is cancelled now: an
+    entry left on the book could fill hours after its strategy stopped waiting for it."""
     from trading import recording
     from trading.exchange import ExchangeError, get_exchange
 
@@ -140,6 +142,11 @@ def orders_resolve(*, limit: int = 50) -> int:
         if result is None:
             recording.order_not_sent(order, "the request never took effect (confirmed after the execution ended)")
             continue
+        if order.order_type == "LIMIT" and result.state.is_open:
+            try:
+                result = exchange.cancel_order(order.symbol, order.client_order_id) or result
+            except ExchangeError:
+                pass  # still resting: the next sweep cancels it
         order = recording.order_record(order, result)
         recording.execution_note_late(order)
         resolved += 1

@@ -187,7 +187,16 @@ def entry_of(order: Order, legs: tuple[Leg, ...]) -> Leg | None:
 def entry_conclude(execution: Execution, plan: Plan, orders: list[Order]) -> bool:
     """Conclude an execution whose limit entry ended without filling whole by itself (cancelled or
     expired): filled when its remainder made up the rest, partly done when some of it filled, nothing
-    when none did — never a failure, the strategy asked for a price. False: the usual conclusion."""
+    when none did — never a failure, the strategy asked for a price. An entry whose cancel was never
+    confirmed is still on the book: a failure, said so (the sweep, trading/recovery.py, cancels it).
+    False: the usual conclusion."""
+    words = execution.decision.get("entry", "")
+    unsettled = [o for o in orders if o.order_type == "LIMIT" and o.status in OPEN]
+    if unsettled:
+        filled = any(o.executed_qty for o in orders)
+        recording.execution_finish(execution, Execution.Status.PARTIAL if filled else Execution.Status.FAILED,
+                                   f"{plan.reason}; {words or 'limit entry still open'} (the sweep cancels it)")
+        return True
     entries = [o for o in orders if o.order_type == "LIMIT" and o.status in (Order.Status.CANCELED, Order.Status.EXPIRED)]
     if not entries:
         return False
@@ -199,6 +208,5 @@ def entry_conclude(execution: Execution, plan: Plan, orders: list[Order]) -> boo
         execution.fill_price = sum((o.executed_qty * (o.avg_price or 0) for o in parts), Decimal(0)) / got
     status = (Execution.Status.FILLED if got >= wanted else Execution.Status.PARTIAL if got
               else Execution.Status.NOTHING)
-    words = execution.decision.get("entry", "")
     recording.execution_finish(execution, status, f"{plan.reason}; {words}" if words else plan.reason)
     return True

@@ -223,6 +223,32 @@ def test_a_worker_that_dies_while_the_entry_rests_is_resumed_without_a_second_or
     assert not binance_fake.open_orders
 
 
+def test_an_entry_whose_cancel_never_got_through_is_cancelled_by_the_sweep(client, binance_fake, monkeypatch):
+    """Every cancel of the resting entry fails (the exchange away): the execution ends saying so, and the
+    minute's sweep takes the order off the book rather than leave it to fill hours later."""
+    from trading.exchange import RetryableError
+    from trading.exchange.binance import BinanceExchange
+    from trading.recovery import orders_resolve
+
+    limit_strategy(entry_timeout=1)
+    real_cancel = BinanceExchange.cancel_order
+
+    def away(self, symbol, client_order_id):
+        raise RetryableError("Binance answered HTTP 503", code="503")
+
+    monkeypatch.setattr(resting, "_pause", lambda mandate, seconds: None)
+    monkeypatch.setattr(BinanceExchange, "cancel_order", away)
+    execution = alert(client)
+    assert execution.status == Execution.Status.FAILED
+    assert execution.reason.endswith("limit entry at 44550: still open at the exchange, its cancel unconfirmed "
+                                     "(the sweep cancels it)")
+    assert list(binance_fake.open_orders) == [execution.orders.get().client_order_id]
+
+    monkeypatch.setattr(BinanceExchange, "cancel_order", real_cancel)
+    assert orders_resolve() == 1
+    assert execution.orders.get().status == "CANCELED" and not binance_fake.open_orders
+
+
 def test_in_hedge_mode_the_limit_entry_names_its_side(client, binance_fake, later):
     binance_fake.hedge_mode = True
     limit_strategy()
