@@ -173,10 +173,7 @@ def _matches(order: ProtectiveOrder, p: Protection) -> bool:
 def _place(execution: Execution, signal: Signal, protection: Protection, position: Position | None,
            exchange: Exchange) -> list[str]:
     assert position is not None
-    received_ms = int(signal.received_at.timestamp() * 1000)
-    client_id = f"pt-{signal.pk:x}-{received_ms:x}-{ID_LETTERS[protection.kind]}{protection.level or ''}"
-    if position.position_side != "BOTH":  # hedge mode: one signal may protect both sides
-        client_id += f"-{position.position_side[0].lower()}"
+    client_id = _client_id(signal, protection, position.position_side)
     order, _ = ProtectiveOrder.objects.get_or_create(
         client_id=client_id,
         defaults={"execution": execution, "symbol": signal.symbol, "position_side": position.position_side,
@@ -195,6 +192,15 @@ def _place(execution: Execution, signal: Signal, protection: Protection, positio
     order.status = ProtectiveOrder.Status.ACTIVE
     order.save(update_fields=["exchange_id", "status", "updated_at"])
     return []
+
+
+def _client_id(signal: Signal, protection: Protection, position_side: str) -> str:
+    """The same for the same signal, kind, level and side: placing again is a no-op at the exchange."""
+    received_ms = int(signal.received_at.timestamp() * 1000)
+    client_id = f"pt-{signal.pk:x}-{received_ms:x}-{ID_LETTERS[protection.kind]}{protection.level or ''}"
+    if position_side != "BOTH":  # hedge mode: one signal may protect both sides
+        client_id += f"-{position_side[0].lower()}"
+    return client_id
 
 
 def _described(protection: Protection) -> str:
@@ -283,13 +289,19 @@ def _breakeven(symbol: str, side: str, exchange: Exchange) -> list[str]:
     stop = _breakeven_stop(position, filled, preference, opened[0], exchange)
     stops = list(ProtectiveOrder.objects.filter(symbol=symbol, position_side=side, kind=ProtectiveOrder.Kind.STOP_LOSS,
                                                 status__in=LIVE))
-    if any(_matches(order, stop) for order in stops):
+    # Already there: the same stop, or this level's breakeven stop placed from the same execution (its
+    # price read again may differ by a fee recorded since; placing it again would reuse its client id, a
+    # no-op at the exchange, and the cancel below would then take the only stop away).
+    if any(_matches(order, stop) or (order.level == stop.level and order.execution_id == filled.execution_id)
+           for order in stops):
         return []
     problems = _place(filled.execution, filled.execution.signal, stop, position, exchange)
     if problems:
         return problems  # the old stop stays: the position is never bare
+    placed = _client_id(filled.execution.signal, stop, side)
     for order in stops:
-        problems += _cancel(order, exchange)
+        if order.client_id != placed:  # never the stop just placed, whatever made it look like an old one
+            problems += _cancel(order, exchange)
     return problems
 
 

@@ -7,6 +7,7 @@ from decimal import ROUND_CEILING, Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db.models import F
 from rest_framework.test import APIClient
 
 from preferences.models import StrategyPreference
@@ -65,6 +66,22 @@ def test_after_level_1_the_stop_moves_to_the_entry_plus_fees_and_the_rest_closes
     run_queued_jobs()
     assert stream.algo_orders == {} and stream.position("BTCUSDT") == 0
     assert not ProtectiveOrder.objects.filter(status__in=["active", "placing"]).exists()
+
+
+def test_a_second_settle_of_the_same_level_keeps_the_breakeven_stop(client, strategy, stream):
+    """The chaos ladder phase's finding: two settle jobs for one level (a fill's event and its trigger's),
+    the second reading a fee more: it re-placed the stop under the same client id (a no-op at the
+    exchange) and then cancelled "the old one", which was that very stop. The position was left bare."""
+    from trading.exchange import get_exchange
+    from trading.protection import position_settle
+
+    alert(client)
+    level_fills(stream, "45900", "0.056")
+    [moved] = stops(stream)
+    Order.objects.filter(purpose="open").update(commission=F("commission") + D("1"))  # a fee read later
+    assert position_settle("BTCUSDT", get_exchange()) == ""
+    assert stops(stream) == [moved]  # still protected, at the price it was placed at
+    assert ProtectiveOrder.objects.get(kind="stop_loss", status="active").level == 1
 
 
 def test_to_the_previous_level_after_level_2(client, strategy, stream):
