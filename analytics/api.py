@@ -262,7 +262,7 @@ class MomentField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
-@extend_schema_field({"type": "number", "minimum": 0, "maximum": float(MAX_SLIPPAGE_BPS),
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": int(MAX_SLIPPAGE_BPS),  # a whole number of bps
                       "description": "Basis points (0.01 %) every simulated fill is moved against the trader; "
                       "default 2. Kept to 2 decimals."})
 class BasisPointsField(serializers.Field):

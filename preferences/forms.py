@@ -36,7 +36,28 @@ class ProductsField(forms.CharField):
         return parse_products(value)
 
 
-class TrailingStopWidget(forms.MultiWidget):
+class JSONPartsWidget(forms.MultiWidget):
+    """A JSON value edited as several inputs on a page: the API (and model_to_dict) posts the value
+    itself under the field's name, a page its parts, which `from_parts` turns into the JSON text."""
+
+    def value_omitted_from_data(self, data: Mapping[str, Any], files: Any, name: str) -> bool:  # noqa: ANN401
+        # Else the model form keeps the stored value when the API sets null (the parts are absent).
+        return name not in data and super().value_omitted_from_data(data, files, name)
+
+    # One JSON text for the JSONField, not the list of parts a MultiWidget's stub promises.
+    def value_from_datadict(  # type: ignore[override]
+        self, data: Mapping[str, Any], files: Any, name: str  # noqa: ANN401 - Django's own argument
+    ) -> str | None:
+        if name in data:  # the API (and model_to_dict): the value itself
+            value = data[name]
+            return value if value is None or isinstance(value, str) else json.dumps(value, cls=DjangoJSONEncoder)
+        return self.from_parts([str(part or "").strip() for part in super().value_from_datadict(data, files, name)])
+
+    def from_parts(self, parts: list[str]) -> str | None:
+        raise NotImplementedError
+
+
+class TrailingStopWidget(JSONPartsWidget):
     """Two numbers on a page (callback %, activation %), one JSON value to the form: the API posts
     the value itself under the field's name, a page its two inputs."""
 
@@ -58,18 +79,8 @@ class TrailingStopWidget(forms.MultiWidget):
             return [None, None]
         return [value.get("callback"), value.get("activation_pct")]
 
-    def value_omitted_from_data(self, data: Mapping[str, Any], files: Any, name: str) -> bool:  # noqa: ANN401
-        # Else the model form keeps the stored value when the API sets null (the parts are absent).
-        return name not in data and super().value_omitted_from_data(data, files, name)
-
-    # One JSON text for the JSONField, not the list of parts a MultiWidget's stub promises.
-    def value_from_datadict(  # type: ignore[override]
-        self, data: Mapping[str, Any], files: Any, name: str  # noqa: ANN401 - Django's own argument
-    ) -> str | None:
-        if name in data:  # the API (and model_to_dict): the value itself
-            value = data[name]
-            return value if value is None or isinstance(value, str) else json.dumps(value, cls=DjangoJSONEncoder)
-        callback, activation = (str(part or "").strip() for part in super().value_from_datadict(data, files, name))
+    def from_parts(self, parts: list[str]) -> str | None:
+        callback, activation = parts
         if not callback and not activation:
             return None
         return json.dumps({"callback": callback or None, **({"activation_pct": activation} if activation else {})})
@@ -80,7 +91,7 @@ class TrailingStopWidget(forms.MultiWidget):
 KEPT_WHEN_ABSENT = ("entry", "entry_offset_pct", "entry_timeout", "on_timeout")
 
 
-class LadderWidget(forms.MultiWidget):
+class LadderWidget(JSONPartsWidget):
     """The take-profit ladder as rows of (% from entry, share %) on a page, one JSON list to the form;
     the API posts the list itself under the field's name. Empty rows are left out."""
 
@@ -104,17 +115,7 @@ class LadderWidget(forms.MultiWidget):
         flat = [part for item in levels[:LADDER_MAX] for part in (item.get("pct"), item.get("share"))]
         return flat + [None] * (2 * LADDER_MAX - len(flat))
 
-    def value_omitted_from_data(self, data: Mapping[str, Any], files: Any, name: str) -> bool:  # noqa: ANN401
-        return name not in data and super().value_omitted_from_data(data, files, name)
-
-    # One JSON text for the JSONField, not the list of parts a MultiWidget's stub promises.
-    def value_from_datadict(  # type: ignore[override]
-        self, data: Mapping[str, Any], files: Any, name: str  # noqa: ANN401 - Django's own argument
-    ) -> str | None:
-        if name in data:  # the API (and model_to_dict): the value itself
-            value = data[name]
-            return value if value is None or isinstance(value, str) else json.dumps(value, cls=DjangoJSONEncoder)
-        parts = [str(part or "").strip() for part in super().value_from_datadict(data, files, name)]
+    def from_parts(self, parts: list[str]) -> str | None:
         rows = [{"pct": pct or None, "share": share or None} for pct, share in zip(parts[::2], parts[1::2], strict=True)
                 if pct or share]
         return json.dumps(rows) if rows else None

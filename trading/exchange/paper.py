@@ -80,23 +80,7 @@ class PaperExchange:
         return self.server_time_ms()
 
     def place_market_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
-        rules = self.get_symbol_rules(order.symbol)
-        if order.price_hint and not PaperOrder.objects.filter(client_order_id=order.client_order_id).exists():
-            # The market moves first, in its own transactions: a stop or take-profit it triggers stays
-            # triggered when this order is then refused (a close that finds the position gone).
-            self.observe_price(order.symbol, order.price_hint)
-        with transaction.atomic():
-            existing = PaperOrder.objects.filter(client_order_id=order.client_order_id).first()
-            if existing is not None:
-                # A resend of an order that already filled: answer as a lookup would.
-                return _result(existing)
-            price = self.get_mark_price(order.symbol)
-            self._check_position_mode(order)
-            account = self._account(lock=True)
-            position = self._position(order.symbol, order.position_side, lock=True)
-            quantity = self._checked_quantity(order, rules, position, price)
-            self._check_margin(order, account, position, quantity, price)
-            return self._fill(order, account, position, quantity, price)
+        return self._place(order)
 
     def place_limit_order(self, order: OrderRequest, *, stamp: int) -> OrderResult:
         """Marketable at the paper market's price: filled there (taker), or refused if post-only.
@@ -106,31 +90,41 @@ class PaperExchange:
         if rules.round_price(order.limit_price, order.side) != order.limit_price:
             raise PrecisionRejected(f"price {order.limit_price} does not fit {order.symbol}'s tick of {rules.tick_size}",
                                     code="-4014")
+        return self._place(order)
+
+    def _place(self, order: OrderRequest) -> OrderResult:
+        """A market order, or a limit order (`order.limit_price`): filled at the market's price, or, a
+        limit the market has not reached, left resting at its own."""
+        rules = self.get_symbol_rules(order.symbol)
         if order.price_hint and not PaperOrder.objects.filter(client_order_id=order.client_order_id).exists():
+            # The market moves first, in its own transactions: a stop or take-profit it triggers stays
+            # triggered when this order is then refused (a close that finds the position gone).
             self.observe_price(order.symbol, order.price_hint)
         with transaction.atomic():
             existing = PaperOrder.objects.filter(client_order_id=order.client_order_id).first()
             if existing is not None:
+                # A resend of an order already placed: answer as a lookup would.
                 return _result(existing)
             mark = self.get_mark_price(order.symbol)
             self._check_position_mode(order)
             account = self._account(lock=True)
             position = self._position(order.symbol, order.position_side, lock=True)
-            if _crosses(order.side, order.limit_price, mark):
-                if order.post_only:
-                    raise WouldTake(f"post-only: a {order.side.lower()} at {order.limit_price} would have taken liquidity "
-                                    f"at the market's {mark}, so it was not placed", code="-5022")
-                quantity = self._checked_quantity(order, rules, position, mark)
-                self._check_margin(order, account, position, quantity, mark)
-                return self._fill(order, account, position, quantity, mark)
-            quantity = self._checked_quantity(order, rules, position, order.limit_price)
-            self._check_margin(order, account, position, quantity, order.limit_price)
-            resting = PaperOrder.objects.create(
-                client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
-                position_side=order.position_side, quantity=quantity, reduce_only=order.reduce_only,
-                price=order.limit_price, time_in_force="GTX" if order.post_only else "GTC", status="NEW",
-                avg_price=Decimal(0), executed_qty=Decimal(0))
-            return _result(resting)
+            limit = order.limit_price
+            if limit is not None and not _crosses(order.side, limit, mark):
+                quantity = self._checked_quantity(order, rules, position, limit)
+                self._check_margin(order, account, position, quantity, limit)
+                resting = PaperOrder.objects.create(
+                    client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
+                    position_side=order.position_side, quantity=quantity, reduce_only=order.reduce_only,
+                    price=limit, time_in_force="GTX" if order.post_only else "GTC", status="NEW",
+                    avg_price=Decimal(0), executed_qty=Decimal(0))
+                return _result(resting)
+            if limit is not None and order.post_only:
+                raise WouldTake(f"post-only: a {order.side.lower()} at {limit} would have taken liquidity at the "
+                                f"market's {mark}, so it was not placed", code="-5022")
+            quantity = self._checked_quantity(order, rules, position, mark)
+            self._check_margin(order, account, position, quantity, mark)
+            return self._fill(order, account, position, quantity, mark)
 
     def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         with transaction.atomic():

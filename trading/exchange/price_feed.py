@@ -10,6 +10,7 @@ Reference: https://developers.binance.com/docs/derivatives/usds-margined-futures
 """
 
 import logging
+import math
 import time
 from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
@@ -27,8 +28,8 @@ class PriceFeed:
         self.url = f"{base_url.rstrip('/')}/fapi/v1/premiumIndex"
         self.every = every
         self.session = requests.Session()
-        self._asked_at = -float("inf")
-        self._complained_at = -float("inf")
+        self._asked_at = -math.inf  # monotonic seconds: never yet
+        self._complained_at = -math.inf
 
     def due(self, symbols: Collection[str]) -> dict[str, Decimal]:
         """The watched symbols' mark prices when a read is due and there is something to watch; {}
